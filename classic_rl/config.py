@@ -207,3 +207,18 @@ class RunConfig:
         require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
         require(self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
         require(self.torch_threads >= 0, f"--torch-threads must be >= 0, got {self.torch_threads}")
+
+
+def explicit_fields(cls: type, argv: Sequence[str]) -> set[str]:
+    """Names of the fields whose flags appear in argv (used to let a resumed run override a few)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    found = set()
+    for tok in argv:
+        if not tok.startswith("--"):
+            continue
+        name = tok[2:].split("=", 1)[0].replace("-", "_")
+        if name not in names and name.startswith("no_"):
+            name = name[3:]
+        if name in names:
+            found.add(name)
+    return found

@@ -1,0 +1,88 @@
+"""Small wrappers the shared core needs: raw episode statistics and exact state snapshots for resume."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class EpisodeStats(gym.Wrapper):
+    """Tracks the raw (unnormalized, unclipped) return and length of the real episode.
+
+    Sits innermost, so for Atari the reported return is the full-game score even though the outer
+    episodic-life wrapper ends training episodes at every life loss. On the real end of an episode the
+    step's info gets `episode = {"r": return, "l": length}`.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.episode_return = 0.0
+        self.episode_length = 0
+
+    def reset(self, **kwargs):
+        self.episode_return, self.episode_length = 0.0, 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if terminated or truncated:
+            info = dict(info)
+            info["episode"] = {"r": self.episode_return, "l": self.episode_length}
+        return obs, reward, terminated, truncated, info
+
+
+def _find(env: gym.Env, cls: type) -> Any:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, cls):
+            return env
+        env = env.env
+    return env if isinstance(env, cls) else None
+
+
+class Snapshot(gym.Wrapper):
+    """Outermost wrapper with get_state()/set_state() so a vector env can be checkpointed exactly.
+
+    Supported: MuJoCo envs (qpos, qvel, act, time, RNG, time-limit counter, episode stats) and any env
+    whose whole state is its np_random plus plain attributes listed by `snapshot_attrs`. Other envs
+    return None, and the trainer restarts their episodes on resume (a documented, logged approximation).
+    """
+
+    def get_state(self) -> dict[str, Any] | None:
+        base = self.env.unwrapped
+        state: dict[str, Any] = {}
+        data = getattr(base, "data", None)
+        if data is None or not hasattr(data, "qpos"):
+            return None
+        state["qpos"] = np.array(data.qpos).tolist()
+        state["qvel"] = np.array(data.qvel).tolist()
+        state["act"] = np.array(data.act).tolist()
+        state["time"] = float(data.time)
+        state["np_random"] = json.dumps(base.np_random.bit_generator.state)
+        limit = _find(self.env, gym.wrappers.TimeLimit)
+        state["elapsed"] = int(limit._elapsed_steps) if limit is not None and limit._elapsed_steps is not None else 0
+        stats = _find(self.env, EpisodeStats)
+        if stats is not None:
+            state["episode_return"], state["episode_length"] = stats.episode_return, stats.episode_length
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        import mujoco
+
+        base = self.env.unwrapped
+        base.data.qpos[:] = state["qpos"]
+        base.data.qvel[:] = state["qvel"]
+        if len(state["act"]):
+            base.data.act[:] = state["act"]
+        base.data.time = state["time"]
+        mujoco.mj_forward(base.model, base.data)
+        base.np_random.bit_generator.state = json.loads(state["np_random"])
+        limit = _find(self.env, gym.wrappers.TimeLimit)
+        if limit is not None:
+            limit._elapsed_steps = state["elapsed"]
+        stats = _find(self.env, EpisodeStats)
+        if stats is not None:
+            stats.episode_return, stats.episode_length = state["episode_return"], state["episode_length"]
