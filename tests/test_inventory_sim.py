@@ -135,3 +135,48 @@ def test_one_store_demand_seed_depends_on_instance():
     np.random.seed(57 + 4 + 90)
     assert np.array_equal(a, np.random.poisson(5.0, (4, 1, 10)))
     assert not np.array_equal(a, b)
+
+
+def test_gym_wrapper_matches_batched_simulator():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import envs.inventory  # noqa: F401 - registers the ids
+
+    env = gym.make("InventoryLostSales-v0", lead_time=2, underage_cost=4.0, periods=12)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=3)
+    x0 = obs.reshape(1, 1, -1)
+    orders, demands, rewards, done = [], [], [], False
+    while not done:
+        action = np.array([max(14.0 - float(obs.sum()), 0.0)], dtype=np.float32)   # a base-stock rule
+        obs, reward, term, trunc, info = env.step(action)
+        orders.append(action), demands.append(info["demand"]), rewards.append(reward)
+        done = term or trunc
+    assert len(rewards) == 12
+    net = st.one_store(2, 4.0, lost_sales=True)
+    scen = st.Scenarios(torch.tensor(np.array(demands)).float().T.reshape(1, 1, -1), torch.tensor(x0), 0)
+    sim = rollout(net, lambda x, t: torch.tensor(orders[t]).reshape(1, 1), scen)
+    assert np.allclose(-sim[0].numpy(), rewards, atol=1e-5)
+
+
+def test_real_data_loader(tmp_path):
+    from classic_rl import UserError
+    from envs.inventory import real_data
+
+    with pytest.raises(UserError, match="does not exist"):
+        real_data.load_weekly_sales(tmp_path / "weekly_sales.pt")
+    sales = torch.arange(4 * 171, dtype=torch.float32).reshape(4, 171)
+    torch.save(sales, tmp_path / "weekly_sales.pt")
+    loaded = real_data.load_weekly_sales(tmp_path / "weekly_sales.pt")
+    assert loaded.shape == (4, 1, 171)
+    past, future = real_data.split_window(loaded, "test", n_samples=3)
+    assert past.shape == (3, 1, 16) and future.shape == (3, 1, 37)   # test window [118, 171), 16 observed
+    assert past[0, 0, 0].item() == 118 and future[0, 0, -1].item() == 170
+    assert real_data.split_window(loaded, "train")[1].shape[-1] == 95
+    torch.save(-sales, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="non-negative"):
+        real_data.load_weekly_sales(tmp_path / "bad.pt")
+    torch.save(sales[:, :100], tmp_path / "short.pt")
+    with pytest.raises(UserError, match="weeks"):
+        real_data.split_window(real_data.load_weekly_sales(tmp_path / "short.pt"), "dev")
