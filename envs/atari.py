@@ -59,11 +59,13 @@ class ClipRewardSign(gym.RewardWrapper):
         return float(np.sign(reward))
 
 
-def make_atari(env_id: str, training: bool, **kwargs) -> gym.Env:
+def make_atari(env_id: str, training: bool, max_episode_steps: int | None = None) -> gym.Env:
     import ale_py
 
     gym.register_envs(ale_py)
-    env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=4 * MAX_AGENT_STEPS, **kwargs)
+    env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=4 * MAX_AGENT_STEPS)
+    if max_episode_steps:  # counted in emulator frames here, since the frame skip sits outside
+        env = gym.wrappers.TimeLimit(env, 4 * max_episode_steps)
     env = EpisodeStats(env)
     env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84,
                                           terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)

@@ -15,6 +15,7 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 from classic_rl import UserError
+from envs.vector import LeanSyncVectorEnv
 from envs.wrappers import EpisodeStats, Snapshot
 
 MUJOCO = ["Ant", "HalfCheetah", "Hopper", "Humanoid", "HumanoidStandup", "InvertedDoublePendulum",
@@ -79,25 +80,27 @@ def short_name(env_id: str) -> str:
     return env_id
 
 
-def make_env_fn(env_id: str, training: bool = True, seed: int | None = None) -> Callable[[], gym.Env]:
+def make_env_fn(env_id: str, training: bool = True, max_episode_steps: int | None = None) -> Callable[[], gym.Env]:
     family = env_family(env_id)
+    kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
 
     def thunk() -> gym.Env:
         if family == "atari":
             from envs.atari import make_atari
 
-            env = make_atari(env_id, training=training)
+            env = make_atari(env_id, training=training, **kwargs)
         else:
-            env = EpisodeStats(gym.make(env_id))
+            env = EpisodeStats(gym.make(env_id, **kwargs))
         return Snapshot(env)
 
     return thunk
 
 
-def make_vec_env(env_id: str, n_envs: int, training: bool = True, async_envs: bool = False) -> gym.vector.VectorEnv:
-    """n copies of the env in a Sync (default) or Async vector env with same-step autoreset."""
-    fns = [make_env_fn(env_id, training) for _ in range(n_envs)]
-    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
+def make_vec_env(env_id: str, n_envs: int, training: bool = True, async_envs: bool = False,
+                 max_episode_steps: int | None = None):
+    """n copies of the env with same-step autoreset: in this process (LeanSyncVectorEnv, the default) or in
+    subprocesses (gymnasium's AsyncVectorEnv)."""
+    fns = [make_env_fn(env_id, training, max_episode_steps) for _ in range(n_envs)]
     if async_envs:
-        return gym.vector.AsyncVectorEnv(fns, **kwargs)
-    return gym.vector.SyncVectorEnv(fns, **kwargs)
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return LeanSyncVectorEnv(fns)
