@@ -1,0 +1,77 @@
+"""Vanilla policy gradient (REINFORCE/GPOMDP with baseline, decaying step) and its normalised-momentum
+variant NSGDM: the baselines N-PG-IGT and (N)-HARPG are compared with (Fatkhullin et al., ICML 2023).
+
+    sgd   : theta_{t+1} = theta_t + gamma_t g_t,                 gamma_t = gamma0 (2/(t+2))^(2/3)
+    nsgdm : d_t = (1 - eta_t) d_{t-1} + eta_t g_t,               eta_t = eta0 (2/(t+2))^(2/3)
+            theta_{t+1} = theta_t + gamma_t d_t / ||d_t||,        gamma_t = gamma0 * 2/(t+2)
+[code: aabkn/Stochastic-Policy-Gradient-Methods, torch/optimizers/SGDM_optimizer.py]. g_t is the paper's
+GPOMDP estimate on one batch sampled at theta_t (algos/pg_common.py documents the discounting convention).
+
+    python -m algos.vanilla_pg --env CartPole
+    python -m algos.vanilla_pg --env LQR --variant nsgdm
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Literal
+
+import torch
+
+from algos.pg_common import (PGConfig, PGRun, common_presets, normalized_step, nsgdm_schedule, peek_flag,
+                             sgd_schedule)
+from classic_rl.config import parse_config, run_cli
+
+
+@dataclasses.dataclass
+class VanillaPGConfig(PGConfig):
+    """Vanilla PG (sgd) or normalised momentum PG (nsgdm) with the shared GPOMDP estimator."""
+
+    variant: Literal["sgd", "nsgdm"] = "sgd"
+    """sgd: plain decaying-step PG; nsgdm: EMA momentum + normalised step (no IGT, no HVP)"""
+
+
+# Per-env overrides of the shared presets. LQR: ours, tuned on the default system (unnormalised steps must
+# stay small: ||grad C(K0)|| ~ 1e3 on LQR because K0 = 0 is close to the stability boundary).
+PRESETS = {"sgd": {"LQR": dict(gamma0=2e-4)}, "nsgdm": {"LQR": dict(gamma0=0.3)}}
+
+
+def presets_for(variant: str):
+    return lambda env: common_presets(env, PRESETS.get(variant, PRESETS["sgd"]))
+
+
+def train(cfg: VanillaPGConfig) -> dict:
+    run = PGRun(cfg, algo="vanilla_pg" if cfg.variant == "sgd" else "nsgdm")
+    theta = run.theta0.clone()
+    d = torch.zeros_like(theta)
+    t = 0
+    while run.budget_left():
+        run.maybe_evaluate(theta, t)
+        steps_before = run.counter.env_steps
+        batch = run.sample(theta)
+        g = run.gradient(theta, batch)
+        if cfg.variant == "sgd":
+            step = sgd_schedule(t, cfg.gamma0)
+            theta = theta + step * g
+            d = g
+        else:
+            eta, step = nsgdm_schedule(t, cfg.eta0, cfg.gamma0)
+            d = (1 - eta) * d + eta * g
+            theta = normalized_step(theta, d, step)
+        run.check_finite(theta, "parameters", t)
+        run.refit_baseline(batch)
+        run.log_iteration(steps_before, t, step_size=step, grad_norm=g.norm(), direction_norm=d.norm(),
+                          batch_return=batch.undiscounted_returns().mean())
+        t += 1
+    return run.finish(theta, t)
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    variant = peek_flag(argv, "--variant", "sgd")  # presets differ per variant, so read it first
+    cfg = parse_config(VanillaPGConfig, argv, presets=presets_for(variant), prog="python -m algos.vanilla_pg")
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

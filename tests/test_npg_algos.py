@@ -1,0 +1,170 @@
+"""Smoke runs, sample accounting, update rules and CLI behaviour of vanilla PG / NSGDM, N-PG-IGT, (N)-HARPG."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from algos import harpg, npg_igt, pg_common as pg, vanilla_pg
+from envs import lqr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+METHODS = [
+    (vanilla_pg, ["--variant", "sgd"], "vanilla_pg"),
+    (vanilla_pg, ["--variant", "nsgdm"], "nsgdm"),
+    (npg_igt, [], "npg_igt"),
+    (harpg, [], "n_harpg"),
+    (harpg, ["--no-normalized"], "harpg"),
+]
+
+
+def read_eval(run_dir):
+    with open(Path(run_dir) / "eval.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def lqr_args(tmp_path, iters=6, extra=()):
+    return ["--env", "LQR", "--run-dir", str(tmp_path), "--total-steps", str(80 * iters), "--no-progress",
+            "--seed", "3", *extra]
+
+
+@pytest.mark.parametrize("module,flags,algo", METHODS)
+def test_lqr_smoke_logs_exact_suboptimality(tmp_path, module, flags, algo):
+    summary = module.main(lqr_args(tmp_path, extra=flags))
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent.parent.name == algo
+    rows = read_eval(run_dir)
+    assert {"env_steps", "trajectories", "suboptimality", "cost_exact", "return_mean"} <= set(rows[0])
+    system = lqr.default_system()
+    assert float(rows[0]["cost_exact"]) == pytest.approx(lqr.exact_cost(system, system.K0))
+    assert float(rows[0]["suboptimality"]) == pytest.approx(lqr.exact_cost(system, system.K0) - lqr.optimal_cost(system))
+    # sample accounting: HARPG draws a second (HVP) trajectory from iteration 1 on, the others one per iteration
+    iters = summary["iterations"]
+    per_iter = 2 if "harpg" in algo else 1
+    expected_traj = 1 + per_iter * (iters - 1) if per_iter == 2 else iters
+    assert summary["trajectories"] == expected_traj
+    assert summary["env_steps"] == summary["trajectories"] * system.horizon >= 80 * 6
+    assert int(rows[-1]["env_steps"]) == summary["env_steps"]
+
+
+@pytest.mark.parametrize("module,flags,algo", METHODS)
+def test_cartpole_smoke(tmp_path, module, flags, algo):
+    summary = module.main(["--env", "CartPole", "--run-dir", str(tmp_path), "--total-steps", "600",
+                           "--batch-size", "200", "--eval-episodes", "2", "--eval-every", "0", "--n-envs", "2",
+                           "--no-progress", "--hidden", "8", *flags])
+    rows = read_eval(summary["run_dir"])
+    assert len(rows) == 2 and summary["env_steps"] >= 600
+    assert all(0 < float(r["return_mean"]) <= 200 for r in rows)  # CartPole capped at 200 (authors' setting)
+    config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
+    assert config["config"]["max_episode_steps"] == 200
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = harpg.main(lqr_args(tmp_path / "a", iters=5))
+    b = harpg.main(lqr_args(tmp_path / "b", iters=5))
+    ra, rb = read_eval(a["run_dir"]), read_eval(b["run_dir"])
+    assert [r["cost_exact"] for r in ra] == [r["cost_exact"] for r in rb]
+    c = harpg.main(lqr_args(tmp_path / "c", iters=5, extra=["--seed", "4"]))
+    assert [r["cost_exact"] for r in read_eval(c["run_dir"])] != [r["cost_exact"] for r in ra]
+
+
+def test_code_faithful_hvp_changes_the_trajectory_only_after_the_first_correction(tmp_path):
+    a = read_eval(harpg.main(lqr_args(tmp_path / "a", iters=9, extra=["--eval-log-points", "0", "--eval-every", "80"]))["run_dir"])
+    b = read_eval(harpg.main(lqr_args(tmp_path / "b", iters=9, extra=["--eval-log-points", "0", "--eval-every", "80",
+                                                                     "--code-faithful-hvp"]))["run_dir"])
+    # iterations 0 and 1 (no HVP yet at t = 0, so theta_1 is shared) agree; later ones differ
+    assert a[0]["cost_exact"] == b[0]["cost_exact"] and a[1]["cost_exact"] == b[1]["cost_exact"]
+    assert a[-1]["cost_exact"] != b[-1]["cost_exact"]
+
+
+def test_igt_extrapolation_formula():
+    theta, prev = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
+    eta = 0.25
+    out = npg_igt.extrapolate(theta, prev, eta)
+    torch.testing.assert_close(out, theta + 3.0 * (theta - prev))
+    # the EMA weights make the weighted mean of extrapolated points equal the current iterate:
+    # eta * theta~ + (1 - eta) * theta_prev = theta
+    torch.testing.assert_close(eta * out + (1 - eta) * prev, theta)
+
+
+class Recorder:
+    """Wraps PGRun.sample to record the parameters every batch is drawn at."""
+
+    def __init__(self, monkeypatch):
+        self.points = []
+        original = pg.PGRun.sample
+        recorder = self
+
+        def sample(run, theta, min_steps=None):
+            recorder.points.append(theta.detach().clone())
+            return original(run, theta, min_steps)
+        monkeypatch.setattr(pg.PGRun, "sample", sample)
+
+
+def test_normalized_methods_move_exactly_gamma_t(tmp_path, monkeypatch):
+    """Recover theta_t from where HARPG samples (its gradient batch is drawn at theta_t) and check
+    ||theta_{t+1} - theta_t|| = gamma_t."""
+    rec = Recorder(monkeypatch)
+    harpg.main(lqr_args(tmp_path, iters=11, extra=["--gamma0", "0.05"]))
+    thetas = [rec.points[0]] + [rec.points[i] for i in range(1, len(rec.points), 2)]
+    for t in range(len(thetas) - 1):
+        _, gamma_t = pg.harpg_schedule(t, 1.0, 0.05, True)
+        assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(gamma_t, rel=1e-9)
+
+
+def test_harpg_hvp_batch_is_drawn_on_the_segment(tmp_path, monkeypatch):
+    rec = Recorder(monkeypatch)
+    harpg.main(lqr_args(tmp_path, iters=9))
+    thetas = [rec.points[0]] + [rec.points[i] for i in range(1, len(rec.points), 2)]
+    qs = [rec.points[i] for i in range(2, len(rec.points), 2)]
+    for t, q in enumerate(qs, start=1):
+        a, b = thetas[t - 1], thetas[t]
+        d = b - a
+        lam = float(torch.dot(q - a, d) / torch.dot(d, d))
+        assert 0.0 <= lam <= 1.0
+        torch.testing.assert_close(q, a + lam * d)
+
+
+def test_igt_samples_at_the_extrapolated_point(tmp_path, monkeypatch):
+    rec = Recorder(monkeypatch)
+    npg_igt.main(lqr_args(tmp_path, iters=6, extra=["--gamma0", "0.05"]))
+    # with theta~_t = theta_t + ((1-eta_t)/eta_t)(theta_t - theta_{t-1}), theta_t can be recovered as
+    # theta_t = eta_t theta~_t + (1 - eta_t) theta_{t-1}; the recovered iterates must move by exactly gamma_t
+    theta_prev = rec.points[0]
+    thetas = [theta_prev]
+    for t in range(1, len(rec.points)):
+        eta, _ = pg.igt_schedule(t, 1.0, 0.05)
+        thetas.append(eta * rec.points[t] + (1 - eta) * thetas[-1])
+    for t in range(len(thetas) - 1):
+        _, gamma_t = pg.igt_schedule(t, 1.0, 0.05)
+        assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(gamma_t, rel=1e-9)
+    # and the sampled points are not the iterates themselves (extrapolation happens)
+    assert (rec.points[3] - thetas[3]).norm() > 1e-3
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_help_documents_every_flag():
+    out = run_cli("algos.harpg", "--help")
+    assert out.returncode == 0
+    for field in pg.dataclasses.fields(harpg.HARPGConfig):
+        assert "--" + field.name.replace("_", "-") in out.stdout, field.name
+
+
+def test_bad_input_is_a_clean_error(tmp_path):
+    out = run_cli("algos.npg_igt", "--env", "LQR", "--gamma0", "-1", "--run-dir", str(tmp_path))
+    assert out.returncode == 2 and "gamma0" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("algos.harpg", "--env", "CartPoel", "--run-dir", str(tmp_path))
+    assert out.returncode == 2 and "CartPole" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(pg.UserError, match="non-finite|lower --gamma0"):
+        vanilla_pg.main(lqr_args(tmp_path, iters=40, extra=["--gamma0", "1e3"]))
