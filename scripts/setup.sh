@@ -7,10 +7,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# torch first and pinned: on CPU-only machines this is the CPU build (a wheel of this version is on local
-# disk on the project's machines); a range would let pip pick a multi-GB CUDA build.
-python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+log=.venv/setup.log
+echo "setting up .venv (log: $log) ..."
+{
+  python -m pip install --upgrade pip || true
+  # torch first and pinned: on CPU-only machines this is the CPU build (a wheel of this version is on
+  # local disk on the project's machines); a bare range would let pip pick a multi-GB CUDA build.
+  python -m pip install "torch==2.13.0"
+  python -m pip install -e ".[dev]"
+} >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "setup failed (full log: $log)" >&2; exit 1; }
 python -c "import torch, gymnasium, mujoco, ale_py, torch_geometric, stable_baselines3" \
-  || { echo "setup failed: a dependency did not import" >&2; exit 1; }
+  || { echo "setup failed: a dependency did not import (log: $log)" >&2; exit 1; }
+echo "setup done: torch $(python -c 'import torch; print(torch.__version__)')"
