@@ -274,7 +274,7 @@ def train(cfg: DRRPOConfig, log: bool = True) -> dict:
         v_star = robust_policy_value(mdp, logits.exp(), rho, cfg.reg, log_ref, cfg.divergence, optimal=True)
     Q = optimistic_q(mdp, data_phi[:, :, :0], data_next[:, :, :0], logits.exp(), rho, cfg, log_ref)
     regret = torch.zeros(R, dtype=torch.float64, device=device)
-    curve, progress, start = [], Progress(K, enabled=cfg.progress, desc=cfg.algo), time.time()
+    history, progress, start = [], Progress(K, enabled=cfg.progress, desc=cfg.algo), time.time()
     for k in range(K):
         policy = torch.nn.functional.one_hot(Q.argmax(-1), A).double() if greedy else logits.exp()
         if do_regret:
@@ -290,18 +290,21 @@ def train(cfg: DRRPOConfig, log: bool = True) -> dict:
         Q = optimistic_q(mdp, data_phi[:, :, :k + 1], data_next[:, :, :k + 1], policy, rho, cfg, log_ref)
         if not greedy:
             logits = mirror_descent(logits, Q, log_ref, cfg.eta, cfg.reg)
-        curve.append(regret.mean().item() if do_regret else float("nan"))
+        history.append(regret.clone())         # stays on the device; read back once at the end
         if logger is not None and (k + 1) % max(1, K // 100) == 0:
             logger.log((k + 1) * H, episode=k + 1, train_return=ep_return.mean().item(),
-                       cumulative_regret=curve[-1])
+                       cumulative_regret=regret.mean().item() if do_regret else float("nan"))
         progress.update(1)
     progress.close()
     train_seconds = time.time() - start
+    per_rep = torch.stack(history).cpu()                                          # [K, R]
+    curve = per_rep.mean(-1).tolist() if do_regret else [float("nan")] * K
+    per_rep = per_rep.tolist() if do_regret else []
     final = torch.nn.functional.one_hot(Q.argmax(-1), A).double() if greedy else logits.exp()
-    return report(cfg, mdp, final, curve, regret, train_seconds, gen, logger)
+    return report(cfg, mdp, final, curve, per_rep, train_seconds, gen, logger)
 
 
-def report(cfg, mdp, final, curve, regret, train_seconds, gen, logger) -> dict:
+def report(cfg, mdp, final, curve, per_rep, train_seconds, gen, logger) -> dict:
     """Test the frozen policy under every shift: exact returns, Monte Carlo returns, reference lines."""
     summary: dict = {"algo": cfg.algo, "env": cfg.env, "rho": cfg.rho if cfg.algo in ROBUST else 0.0,
                      "train_seconds": train_seconds, "shifts": {}}
@@ -314,6 +317,7 @@ def report(cfg, mdp, final, curve, regret, train_seconds, gen, logger) -> dict:
               f"(rho* = {refs['rho_star']:.3f}); train {train_seconds:.1f}s")
     if not math.isnan(curve[-1]):
         summary["cumulative_regret"] = curve
+        summary["cumulative_regret_per_replication"] = per_rep   # [K][R]
         print(f"cumulative robust regret after {len(curve)} episodes: {curve[-1]:.3f}")
     ref_cols = ("non_robust", "robust") if refs is not None else ("oracle",)
     print(f"{'shift':>6}{'exact mean':>12}{'std':>8}{'MC mean':>10}{'std':>8}" + "".join(f"{c:>12}" for c in ref_cols))
