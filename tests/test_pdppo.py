@@ -169,3 +169,26 @@ def test_pdppo_learns_on_15x5(tmp_path):
     import json
     summary = json.loads(next(tmp_path.rglob("summary.json")).read_text())
     assert summary["max_logged_return"] > -9000
+
+
+def test_paper_metrics_and_welch_by_hand():
+    import numpy as np
+    from scipy import stats
+
+    from analysis.runs import Run
+    from paper_figs.pdppo_lotsizing import paper_metrics, welch_greater
+
+    run = Run(path=None, algo="pdppo", env="LotSizing-15x5", seed=1, config={},
+              metrics={"env_steps": np.array([4000.0, 8000.0, 12000.0]),
+                       "train_return_mean": np.array([-9000.0, np.nan, -7000.0])},
+              summary={"final_eval_return": -6500.0})
+    m = paper_metrics([run], max_steps=8000)      # the point at 12000 lies beyond the budget
+    assert m["max"].tolist() == [-9000.0] and m["cumulative"].tolist() == [-9000.0]
+    m = paper_metrics([run], max_steps=12000)
+    assert m["max"].tolist() == [-7000.0] and m["cumulative"].tolist() == [-16000.0]
+    a, b = np.array([3.0, 5.0, 4.0, 6.0]), np.array([1.0, 2.0, 4.0])
+    va, vb = a.var(ddof=1) / 4, b.var(ddof=1) / 3
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)   # Welch-Satterthwaite
+    assert welch_greater(a, b) == pytest.approx((t, stats.t.sf(t, dof)))
+    assert all(math.isnan(x) for x in welch_greater(a[:1], b))
