@@ -401,6 +401,15 @@ def flat_to_gain(theta: torch.Tensor, obs_dim: int, act_dim: int) -> torch.Tenso
 LQR_NAMES = ("LQR", "LQR-v0")
 
 
+class DivergedError(UserError):
+    """Training produced non-finite parameters; the run directory (eval.csv so far, summary.json with
+    status 'diverged') is kept so analyses can count the run as censored."""
+
+    def __init__(self, message: str, run_dir: str):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
 @dataclasses.dataclass
 class PGConfig(RunConfig):
     """Stochastic policy gradient on a gymnasium env or the exact LQR testbed (--env LQR)."""
@@ -608,8 +617,9 @@ class PGRun:
         if not torch.isfinite(theta).all():
             self.logger.write_summary({"status": "diverged", "iteration": iteration,
                                        "env_steps": self.counter.env_steps, "what": what})
-            raise UserError(f"{self.algo}: {what} became non-finite at iteration {iteration} "
-                            f"(env step {self.counter.env_steps}); lower --gamma0")
+            self.progress.close()
+            raise DivergedError(f"{self.algo}: {what} became non-finite at iteration {iteration} "
+                                f"(env step {self.counter.env_steps}); lower --gamma0", str(self.logger.path))
 
     # -- evaluation and logging
     def evaluate(self, theta: torch.Tensor, iteration: int) -> dict:

@@ -168,3 +168,59 @@ def test_bad_input_is_a_clean_error(tmp_path):
 def test_divergence_stops_with_a_clear_message(tmp_path):
     with pytest.raises(pg.UserError, match="non-finite|lower --gamma0"):
         vanilla_pg.main(lqr_args(tmp_path, iters=40, extra=["--gamma0", "1e3"]))
+
+
+# ----------------------------------------------------------------------------- analysis.sample_complexity
+
+def write_run(root, algo, seed, xs, subopt, env="LQR"):
+    from classic_rl.runlog import RunLogger
+    logger = RunLogger.create(str(root), algo, env, seed, {}, "cpu")
+    for i, (x, y) in enumerate(zip(xs, subopt)):
+        # plain floats: RunLogger writes repr(np.float64) as "np.float64(...)" (reported to the lead)
+        logger.log_eval(int(x * 80), [-float(y)], [80], trajectories=int(x), suboptimality=float(y), iteration=i)
+    return logger.path
+
+
+def test_sample_complexity_counts_censored_runs_and_fits_known_rates(tmp_path):
+    from analysis import sample_complexity as sc
+    xs = np.geomspace(1, 10_000, 40).round()
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        noise = np.exp(0.05 * rng.standard_normal(xs.size))
+        write_run(tmp_path, "vanilla_pg", seed, xs, 5.0 * xs ** (-1 / 3) * noise)
+        write_run(tmp_path, "n_harpg", seed, xs, 5.0 * xs ** (-0.5) * noise)
+    # a fifth harpg seed that stalls at 1.0: censored for targets below 1, not dropped
+    write_run(tmp_path, "n_harpg", 9, xs, np.maximum(5.0 * xs ** (-0.5), 1.0))
+    res = sc.run([str(tmp_path)], str(tmp_path / "fig.png"), targets=[0.3], x="trajectories")["LQR"]
+    assert Path(res["figure"]).is_file()
+    slopes = res["slopes"]
+    assert slopes["vanilla_pg"]["slope"] == pytest.approx(-1 / 3, abs=0.03)
+    assert slopes["n_harpg"]["n"] == 5  # the stalled seed still contributes a (flat-ish) slope
+    assert slopes["vanilla_pg"]["theory_slope"] == pytest.approx(-1 / 3)
+    assert slopes["n_harpg"]["theory_slope"] == pytest.approx(-0.5)
+    rows = {r["algo"]: r for r in res["rows"]}
+    # 5 x^-1/2 <= 0.3 at x ~ 278, 5 x^-1/3 <= 0.3 at x ~ 4630 (first grid point at or past it, noise aside)
+    assert rows["n_harpg"]["reached"] == 4 and rows["n_harpg"]["n"] == 5
+    assert 200 < rows["n_harpg"]["median"] < 400
+    assert 3500 < rows["vanilla_pg"]["median"] < 6500
+    assert rows["n_harpg"]["ratio"] == pytest.approx(rows["n_harpg"]["median"] / rows["vanilla_pg"]["median"])
+    assert rows["n_harpg"]["ratio_lo"] <= rows["n_harpg"]["ratio"] < 0.2
+    # the censored seed propagates: resamples with 3 of 5 stalled seeds have an infinite median
+    assert rows["n_harpg"]["hi"] == float("inf") and rows["n_harpg"]["ratio_hi"] == float("inf")
+    assert rows["vanilla_pg"]["hi"] < float("inf")
+
+
+def test_censored_median_and_ratio_by_hand():
+    from analysis import sample_complexity as sc
+    inf = float("inf")
+    assert sc.median(np.array([100.0, 200.0, inf])) == 200.0
+    assert sc.median(np.array([100.0, inf, inf])) == inf
+    point, lo, hi = sc.ratio_ci(np.array([100.0, 100.0, 100.0]), np.array([200.0, 200.0, 200.0]))
+    assert (point, lo, hi) == (0.5, 0.5, 0.5)
+    point, _, _ = sc.ratio_ci(np.array([100.0, 100.0]), np.array([inf, inf]))
+    assert point == 0.0  # the baseline never got there: the method needs 0x its (infinite) samples
+
+
+def test_sample_complexity_cli_errors_cleanly(tmp_path):
+    out = run_cli("analysis.sample_complexity", str(tmp_path / "missing"), "-o", str(tmp_path / "f.png"))
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
