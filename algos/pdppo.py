@@ -326,6 +326,14 @@ def train(cfg: PDPPOConfig) -> RunLogger:
         actions = actor(scaled(obs.float())).argmax(-1)
         return actions[:, 0] if cfg.env in FROZEN_LAKE else actions
 
+    def checkpoint() -> None:
+        """Weights and optimiser states (for inspection and evaluation; resuming is not supported)."""
+        nets = {"actor": actor, "v_pre": v_pre, "v_post": v_post, "opt_actor": opt_actor, "opt_pre": opt_pre,
+                "opt_post": opt_post}
+        save_checkpoint(logger.path / "checkpoints" / "latest.pt", {
+            "algo": algo, "global_step": global_step,
+            **{k: v.state_dict() for k, v in nets.items() if v is not None}})
+
     steps_per_env = cfg.update_every // cfg.n_envs
     T, N = steps_per_env, cfg.n_envs
     buf = {"obs": torch.zeros(T, N, env.obs_dim, device=device),
@@ -343,7 +351,7 @@ def train(cfg: PDPPOConfig) -> RunLogger:
     n_stats = 0
     last_eval: dict | None = None
     global_step = 0
-    next_log, next_eval = cfg.log_every, (cfg.eval_every or None)
+    next_log, next_eval, next_ckpt = cfg.log_every, (cfg.eval_every or None), (cfg.checkpoint_every or None)
     obs = env.reset(seed=cfg.seed)
     progress = Progress(cfg.total_steps, enabled=cfg.progress, desc=f"{algo} {cfg.env}")
     start = time.time()
@@ -420,14 +428,14 @@ def train(cfg: PDPPOConfig) -> RunLogger:
                 returns, lengths = evaluator.run(greedy)
                 last_eval = logger.log_eval(global_step, returns, lengths) if returns else last_eval
                 next_eval += cfg.eval_every
+            if next_ckpt is not None and global_step >= next_ckpt:
+                checkpoint()
+                next_ckpt += cfg.checkpoint_every
             progress.update(T * N)
         if cfg.eval_episodes and (not logger.evals.rows or float(logger.evals.rows[-1]["env_steps"]) < global_step):
             returns, lengths = evaluator.run(greedy)
             last_eval = logger.log_eval(global_step, returns, lengths)
-        save_checkpoint(logger.path / "checkpoints" / "latest.pt", {
-            "algo": algo, "actor": actor.state_dict(), "global_step": global_step,
-            "v_pre": v_pre.state_dict() if v_pre is not None else {},
-            "v_post": v_post.state_dict() if v_post is not None else {}})
+        checkpoint()
         logger.write_summary({
             "algo": algo, "env": cfg.env, "seed": cfg.seed, "env_steps": global_step,
             "max_logged_return": max(logged) if logged else None,

@@ -155,20 +155,25 @@ def test_smoke_and_determinism(tmp_path):
 @pytest.mark.parametrize("extra", [["--critics", "pre-only"], ["--critics", "one-critic"],
                                    ["--critics", "dual-shared", "--combine", "mean", "--no-per-head-ratio"],
                                    ["--env", "FrozenLakePD-8x8", "--no-train-actor-trunk"],
-                                   ["--observe-setups", "--no-negative-production"]])
+                                   ["--observe-setups", "--no-negative-production", "--checkpoint-every", "400"]])
 def test_variants_run(tmp_path, extra):
     path = tiny(tmp_path, *extra)
     assert len(rows(path)) == 2 and all(r["policy_loss"] not in ("", "nan") for r in rows(path))
+    from classic_rl.utils import load_checkpoint
+    state = load_checkpoint(path / "checkpoints" / "latest.pt")
+    assert state["global_step"] == 800 and "actor" in state and "opt_actor" in state
 
 
 @pytest.mark.slow
 def test_pdppo_learns_on_15x5(tmp_path):
-    """~2 minutes: 40k steps move the training return well above the random policy's (about -12 800)."""
+    """A few minutes: the authors' curves (and ours) first fall towards the random policy's return (about
+    -12 800) while the critics catch up with returns of order -500, then climb; after 40k steps the last
+    logged return must be well above the worst one."""
     main(["--total-steps", "40000", "--eval-every", "0", "--eval-episodes", "0", "--run-dir", str(tmp_path),
           "--no-progress", "--device", "cpu"])
-    import json
-    summary = json.loads(next(tmp_path.rglob("summary.json")).read_text())
-    assert summary["max_logged_return"] > -9000
+    curve = [float(r["train_return_mean"]) for r in rows(next(tmp_path.rglob("metrics.csv")).parent)]
+    assert len(curve) == 10
+    assert curve[-1] > min(curve) + 2000 and curve[-1] > -9000
 
 
 def test_paper_metrics_and_welch_by_hand():
