@@ -9,7 +9,10 @@ Each env step splits into a deterministic half, s -> s^x = f(s, a) (the post-dec
 half s^x -> s'. The envs in envs.lotsizing expose s^x and the split rewards (r^x = -setup cost of the
 deterministic half, r^W = the rest). PDPPO keeps PPO's clipped actor update and learns two critics,
 V(s) on the r^W stream and V^x(s^x) on the r^x stream (the authors' latest code, spec 1(c).1), and feeds the
-actor A = max(A^pre, A^x) elementwise. `--critics` selects the variants:
+actor A = max(A^pre, A^x) elementwise. Spec vs code: the paper's text (as summarised) calls R^x "the
+discounted reward from the post-decision state"; the authors' code makes it the setup-cost stream only. We
+follow the code (tests/test_pdppo.py::test_dual_split_targets_and_max_advantage pins it down).
+`--critics` selects the variants:
   dual-split  (default) the above;
   dual-shared both critics fit the per-batch z-scored full return R~, A = combine(R~ - V, R~ - V^x)
               (the authors' earlier version);
