@@ -289,15 +289,28 @@ class StockPolicy:
     c0: float
     actions: list   # per level [N_t] action of each augmented state
 
-    def act(self, t: int, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def lookup(self, t: int, s: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, found) for a batch of (s, c) at time t, computed on s's device without host copies;
+        found is False where (s, c) is not an augmented state the DP enumerated."""
         L = self.graph.levels[t]
         acc = c * self.graph.mdp.gamma ** t - self.c0      # = reward collected so far, by the invariant
-        keys = torch.as_tensor(_keys(s.cpu().numpy(), acc.cpu().numpy()))
-        table = torch.as_tensor(L.keys)
+        keys = s.long() * (1 << 42) + torch.round(acc * 1e6).long()     # same encoding as _keys
+        table, actions = self._tables(t, s.device)
         idx = torch.searchsorted(table, keys).clamp(max=len(table) - 1)
-        if not torch.equal(table[idx], keys):
+        return actions[idx], table[idx] == keys
+
+    def act(self, t: int, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        a, found = self.lookup(t, s, c)
+        if not bool(found.all()):
             raise RuntimeError(f"a rollout reached a stock the DP never saw at t={t}")
-        return self.actions[t][idx].to(s.device)
+        return a
+
+    def _tables(self, t: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = self.__dict__.setdefault("_cache", {})
+        if (t, str(device)) not in cache:
+            cache[(t, str(device))] = (torch.as_tensor(self.graph.levels[t].keys).to(device),
+                                       self.actions[t].to(device))
+        return cache[(t, str(device))]
 
 
 def exact_law(policy: StockPolicy) -> torch.Tensor:
@@ -328,17 +341,18 @@ def monte_carlo(policy: StockPolicy, n: int, device: torch.device, seed: int):
     G = torch.zeros(n, dtype=torch.float64, device=device)
     alive = torch.ones(n, dtype=torch.bool, device=device)
     length = torch.zeros(n, dtype=torch.long, device=device)
+    missing = torch.zeros(n, dtype=torch.bool, device=device)
     for t in range(mdp.horizon):
-        a = torch.zeros_like(s)
-        a[alive] = policy.act(t, s[alive], c[alive])   # finished episodes hold stale (s, c): skip them
+        a, found = policy.lookup(t, s, c)
+        missing |= alive & ~found        # finished episodes hold stale (s, c): only live ones must be found
         s2, r, ended = mdp.sample_step(s, a, gen)
         G = G + torch.where(alive, mdp.gamma ** t * r, 0.0)
         c = torch.where(alive, stock_update(c, r, mdp.gamma), c)
         length = length + alive.long()
         alive = alive & ~ended
         s = torch.where(alive, s2, s)
-        if not alive.any():
-            break
+    if bool(missing.any()):             # one check at the end: no host round trip per step
+        raise RuntimeError("a rollout reached a stock the DP never saw")
     return G, c, length
 
 

@@ -65,7 +65,7 @@ def american_put(horizon: int = 20, d: int = 30, strike: float = 100.0, p0: floa
 def optimal_stopping_value(mdp: LinearMDP, p: float) -> float:
     """The best non-robust expected payoff when the true up-probability is p (backward induction)."""
     kern = mdp.kernel(p)
-    V = torch.zeros(mdp.n_states, dtype=torch.float64)
+    V = torch.zeros(mdp.n_states, dtype=torch.float64, device=mdp.reward.device)
     for h in reversed(range(mdp.horizon)):
         V = (mdp.reward[h] + kern[h] @ V).max(-1).values
     return float(V[0])

@@ -62,7 +62,7 @@ def analytic_lines(mdp: LinearMDP) -> dict:
     """Exact test returns vs q of the non-robust policy (all +1) and the robust one (all -1 at x1, +1 after),
     and the threshold rho* = 1 - V(x2, step 2) / V(x5, step 2) above which the robust action wins."""
     H, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
-    plus = torch.zeros(H, S, A, dtype=torch.float64)
+    plus = torch.zeros(H, S, A, dtype=torch.float64, device=mdp.reward.device)
     plus[..., A - 1] = 1.0
     robust = plus.clone()
     robust[0, 0] = 0.0

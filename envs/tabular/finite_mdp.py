@@ -104,14 +104,14 @@ class FiniteMDP:
         if self.horizon is None:
             r_pi = (policy * (self.P * self.reward).sum(-1)).sum(-1)
             S = self.n_states
-            P_pi = torch.zeros(S, S, dtype=torch.float64)
+            P_pi = torch.zeros(S, S, dtype=torch.float64, device=self.P.device)
             w = policy[:, :, None] * self.P * self._continue()
-            P_pi.index_put_((torch.arange(S)[:, None, None].expand_as(w), self.next_state), w, accumulate=True)
-            return torch.linalg.solve(torch.eye(S, dtype=torch.float64) - self.gamma * P_pi, r_pi)
+            P_pi.index_put_((torch.arange(S, device=self.P.device)[:, None, None].expand_as(w), self.next_state), w, accumulate=True)
+            return torch.linalg.solve(torch.eye(S, dtype=torch.float64, device=self.P.device) - self.gamma * P_pi, r_pi)
         H = self.horizon
         if policy.dim() == 2:
             policy = policy.expand(H, *policy.shape)
-        V = torch.zeros(H + 1, self.n_states, dtype=torch.float64)
+        V = torch.zeros(H + 1, self.n_states, dtype=torch.float64, device=self.P.device)
         for t in reversed(range(H)):
             V[t] = (policy[t] * self.q_from_v(V[t + 1])).sum(-1)
         return V
@@ -123,7 +123,7 @@ class FiniteMDP:
         Infinite horizon: value iteration to `tol` -> (V [S], actions [S]).
         """
         if self.horizon is None:
-            V = torch.zeros(self.n_states, dtype=torch.float64)
+            V = torch.zeros(self.n_states, dtype=torch.float64, device=self.P.device)
             for _ in range(max_iter):
                 Q = self.q_from_v(V)
                 V_new = Q.max(-1).values
@@ -133,8 +133,8 @@ class FiniteMDP:
                 V = V_new
             return V, self.q_from_v(V).argmax(-1)
         H = self.horizon
-        V = torch.zeros(H + 1, self.n_states, dtype=torch.float64)
-        acts = torch.zeros(H, self.n_states, dtype=torch.long)
+        V = torch.zeros(H + 1, self.n_states, dtype=torch.float64, device=self.P.device)
+        acts = torch.zeros(H, self.n_states, dtype=torch.long, device=self.P.device)
         for t in reversed(range(H)):
             Q = self.q_from_v(V[t + 1])
             V[t], acts[t] = Q.max(-1)
