@@ -25,6 +25,25 @@ def layer_init(layer: nn.Module, gain: float, ortho: bool = True) -> nn.Module:
     return layer
 
 
+_FUNCTIONAL = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu, nn.ELU: torch.nn.functional.elu}
+
+
+def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Apply a Sequential of Linear/activation modules without nn.Module.__call__ overhead.
+
+    The rollout calls the policy once per env step with a batch of one; there, the hook checks of
+    Module.__call__ cost about as much as the matrix products, so hot paths call the functions directly.
+    """
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            x = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) in _FUNCTIONAL:
+            x = _FUNCTIONAL[type(layer)](x)
+        else:
+            x = layer(x)
+    return x
+
+
 def mlp(in_dim: int, hidden: Sequence[int], activation: str = "tanh", ortho: bool = True,
         hidden_gain: float = math.sqrt(2)) -> tuple[nn.Sequential, int]:
     """Hidden layers only (no output layer); returns the module and its output width."""
@@ -100,22 +119,29 @@ class ActorCritic(nn.Module):
             raise ValueError(f"unsupported action space {action_space}")
 
     # -- pieces ---------------------------------------------------------------------------------------
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.encoder(obs) if self.image or obs.dim() != 2 else obs
+
     def features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(obs)
-        return self.actor_trunk(z), self.critic_trunk(z)
+        z = self.encode(obs)
+        return run_layers(self.actor_trunk, z), run_layers(self.critic_trunk, z)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_head(self.critic_trunk(self.encoder(obs))).squeeze(-1)
+        return self._linear(self.value_head, run_layers(self.critic_trunk, self.encode(obs))).squeeze(-1)
+
+    @staticmethod
+    def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, layer.weight, layer.bias)
 
     def _log_prob_entropy(self, actor_latent: torch.Tensor, actions: torch.Tensor):
         if self.kind == "gaussian":
-            mean = self.mean_head(actor_latent)
+            mean = self._linear(self.mean_head, actor_latent)
             log_std = self.log_std.expand_as(mean)
             z = (actions - mean) * torch.exp(-log_std)
             log_prob = (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
             entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)
             return log_prob, entropy
-        logits = self.logits_head(actor_latent)
+        logits = self._linear(self.logits_head, actor_latent)
         log_prob = torch.zeros(actions.shape[0], device=logits.device)
         entropy = torch.zeros_like(log_prob)
         acts = actions.long().reshape(actions.shape[0], -1)
@@ -130,9 +156,9 @@ class ActorCritic(nn.Module):
     def act(self, obs: torch.Tensor, deterministic: bool = False):
         """Sample (or take the mode of) the policy: returns actions, their log-probs and V(obs)."""
         actor_latent, critic_latent = self.features(obs)
-        value = self.value_head(critic_latent).squeeze(-1)
+        value = self._linear(self.value_head, critic_latent).squeeze(-1)
         if self.kind == "gaussian":
-            mean = self.mean_head(actor_latent)
+            mean = self._linear(self.mean_head, actor_latent)
             if deterministic:
                 return mean, torch.zeros(mean.shape[0], device=mean.device), value
             std = self.log_std.exp()
@@ -140,7 +166,7 @@ class ActorCritic(nn.Module):
             actions = mean + std * noise
             log_prob = (-0.5 * noise.pow(2) - self.log_std - LOG_SQRT_2PI).sum(-1)
             return actions, log_prob, value
-        logits = self.logits_head(actor_latent)
+        logits = self._linear(self.logits_head, actor_latent)
         chunks = torch.split(logits, self.nvec, dim=-1)
         if deterministic:
             actions = torch.stack([c.argmax(-1) for c in chunks], -1)
@@ -156,7 +182,8 @@ class ActorCritic(nn.Module):
         """Differentiable log-prob, entropy, value and extra heads for a minibatch."""
         actor_latent, critic_latent = self.features(obs)
         log_prob, entropy = self._log_prob_entropy(actor_latent, actions)
-        out = {"log_prob": log_prob, "entropy": entropy, "value": self.value_head(critic_latent).squeeze(-1)}
+        out = {"log_prob": log_prob, "entropy": entropy,
+               "value": self._linear(self.value_head, critic_latent).squeeze(-1)}
         for name, head in self.extra_heads.items():
-            out[name] = head(critic_latent).squeeze(-1)
+            out[name] = run_layers(head, critic_latent).squeeze(-1)
         return out

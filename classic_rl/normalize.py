@@ -76,6 +76,12 @@ class RewardScaler:
         self.discounted_return = self.discounted_return * (~episode_end)
         return (reward / (self.rms.var + self.eps).sqrt()).clamp(-self.clip, self.clip).to(reward.dtype)
 
+    def scale_rollout(self, rewards: torch.Tensor, episode_end: torch.Tensor) -> torch.Tensor:
+        """Scale a [T, N] rollout step by step (the statistics evolve exactly as with per-step calls)."""
+        if not self.enabled:
+            return rewards.float()
+        return torch.stack([self(rewards[t], episode_end[t]) for t in range(rewards.shape[0])]).float()
+
     def state_dict(self):
         return {**self.rms.state_dict(), "discounted_return": self.discounted_return}
 

@@ -142,7 +142,8 @@ def train_on_policy(cfg: OnPolicyConfig, algo: str, loss_fn: LossFn, extra_heads
     model = ActorCritic(obs_space, act_space, cfg.hidden_sizes, cfg.activation, cfg.ortho_init,
                         cfg.log_std_init, cfg.head_hidden, extra_heads, extra_head_hidden).to(device)
     # fused: one kernel for the whole Adam step instead of a chain of small ops (CPU and CUDA)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
+    params = list(model.parameters())  # walked once, not per minibatch by clip_grad_norm_
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, fused=True)
     obs_norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs and not image, device)
     reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, device)
     buffer = RolloutBuffer(cfg.n_steps, cfg.n_envs, obs_space.shape, obs_dtype, act_shape, act_dtype, device)
@@ -215,31 +216,35 @@ def train_on_policy(cfg: OnPolicyConfig, algo: str, loss_fn: LossFn, extra_heads
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * (1.0 - update / n_updates)
             # ---- collect a rollout (no autograd; storage on the device) ----
+            # Rewards and done flags come from the (CPU) simulators as numpy: they are gathered on the host
+            # and moved to the device once per rollout rather than once per step.
+            rewards_np = np.zeros((cfg.n_steps, cfg.n_envs))
+            terminated_np = np.zeros((cfg.n_steps, cfg.n_envs), dtype=bool)
+            truncated_np = np.zeros((cfg.n_steps, cfg.n_envs), dtype=bool)
             for t in range(cfg.n_steps):
                 obs = obs_norm(to_obs(next_obs), update=True)
                 actions, log_prob, value = model.act(obs)
                 env_actions = actions.cpu().numpy()
                 if act_low is not None:  # log-prob stays that of the unclipped sample (as in SB3)
                     env_actions = np.clip(env_actions, act_low, act_high)
-                next_obs, reward, terminated, truncated, info = envs.step(env_actions)
-                episode_end = terminated | truncated
-                end_t = torch.as_tensor(episode_end, device=device)
+                next_obs, rewards_np[t], terminated_np[t], truncated_np[t], info = envs.step(env_actions)
                 buffer.obs[t] = obs
                 buffer.actions[t] = actions
                 buffer.log_probs[t] = log_prob
                 buffer.values[t] = value
-                buffer.rewards[t] = reward_scaler(torch.as_tensor(reward, device=device, dtype=torch.float64),
-                                                  end_t)
-                buffer.terminated[t] = torch.as_tensor(terminated, device=device)
-                buffer.episode_end[t] = end_t
-                if episode_end.any():
-                    cut = np.flatnonzero(truncated & ~terminated)
+                if info:  # an episode ended somewhere
+                    cut = np.flatnonzero(truncated_np[t] & ~terminated_np[t])
                     if cut.size:  # bootstrap time-limit truncations from the state they stopped in
                         final = obs_norm(to_obs(_flat_final_obs(info, cut)))
                         with torch.no_grad():
-                            buffer.truncation_values[t, torch.as_tensor(cut, device=device)] = model.value(final)
+                            truncation_values = model.value(final)
+                        buffer.truncation_values[t, torch.as_tensor(cut, device=device)] = truncation_values
                     ended, rets, _ = episode_infos(info)
                     recent_returns = (recent_returns + [float(r) for r in rets[ended]])[-100:]
+            episode_end = torch.as_tensor(terminated_np | truncated_np, device=device)
+            buffer.terminated = torch.as_tensor(terminated_np, device=device)
+            buffer.episode_end = episode_end
+            buffer.rewards = reward_scaler.scale_rollout(torch.as_tensor(rewards_np, device=device), episode_end)
             with torch.no_grad():
                 last_values = model.value(obs_norm(to_obs(next_obs)))
             buffer.compute_returns(last_values, cfg.gamma, cfg.gae_lambda)
@@ -254,7 +259,7 @@ def train_on_policy(cfg: OnPolicyConfig, algo: str, loss_fn: LossFn, extra_heads
                     loss, stats = loss_fn(model, mb, cfg)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm,
+                    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm,
                                                                         foreach=True)
                     optimizer.step()
                     stats["loss"] = loss.detach()
