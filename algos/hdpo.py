@@ -179,6 +179,7 @@ def train(cfg: HDPOConfig) -> dict:
     net = st.make_network(cfg.setting, cfg.lead_time, cfg.underage_cost, cfg.stores, cfg.locations,
                           cfg.correlation, cfg.store_lead_time)
     reference, reference_kind = reference_cost(cfg, net) if cfg.reference else (None, "not computed")
+    reference = None if reference is None else float(reference)
     train_set, dev_set = st.make_train_dev(net, cfg.n_train, cfg.n_dev, cfg.train_periods, cfg.train_ignore,
                                            cfg.dev_periods, cfg.dev_ignore, device=device)
     test_set = st.make_test(net, cfg.n_test, cfg.test_periods, cfg.test_ignore, device=device)

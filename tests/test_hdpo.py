@@ -185,11 +185,21 @@ def test_cli_bad_input_is_a_clean_error(tmp_path, capsys):
         assert exit_info.value.code == 2 and word in capsys.readouterr().err
 
 
+def test_same_seed_same_numbers_on_cpu(tmp_path):
+    kw = dict(setting="one_warehouse", stores=3, policy="mlp", hidden=[16], n_train=64, batch_size=32, n_dev=32,
+              n_test=32, train_periods=10, train_ignore=2, dev_periods=10, dev_ignore=2, test_periods=20,
+              test_ignore=5, epochs=2, dev_every=1, progress=False, device="cpu", run_dir=str(tmp_path))
+    first, second = hdpo.train(hdpo.HDPOConfig(**kw)), hdpo.train(hdpo.HDPOConfig(**kw))
+    third = hdpo.train(hdpo.HDPOConfig(**{**kw, "seed": 2}))
+    assert first["test_cost"] == second["test_cost"] and first["run_dir"] != second["run_dir"]
+    assert third["test_cost"] != first["test_cost"]
+
+
 @pytest.mark.slow
 def test_hdpo_lost_sales_reaches_one_percent_of_optimum(tmp_path):
     """S2 (L = 4, p = 9): HDPO with a vanilla MLP within 1% of the DP optimum 6.84 (rounded test actions)."""
     cfg = hdpo.HDPOConfig(setting="lost_sales", lead_time=4, underage_cost=9.0, n_train=4096, batch_size=1024,
-                          n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300, epochs=150, dev_every=5,
+                          n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300, epochs=300, dev_every=10,
                           lr=1e-2, test_curve=False, progress=False, device="cpu", run_dir=str(tmp_path))
     summary = hdpo.train(cfg)
     assert summary["test_gap_pct"] < 1.0

@@ -35,7 +35,7 @@ def backlog_base_stock(lead_time: int, underage_cost: float, holding_cost: float
     S* = (L+1)mu + z* sigma sqrt(L+1) with z* = Phi^-1(p/(p+h)) and C* = sigma sqrt(L+1) (h+p) phi(z*)."""
     z = stats.norm.ppf(underage_cost / (underage_cost + holding_cost))
     spread = std * math.sqrt(lead_time + 1)
-    return (lead_time + 1) * mean + z * spread, spread * (holding_cost + underage_cost) * stats.norm.pdf(z)
+    return float((lead_time + 1) * mean + z * spread), float(spread * (holding_cost + underage_cost) * stats.norm.pdf(z))
 
 
 # ---------------------------------------------------------------- S2: lost sales, relative value iteration
@@ -116,7 +116,7 @@ def transshipment_lower_bound(std: np.ndarray, correlation: float, store_lead_ti
         return float(weights @ g)
 
     res = optimize.minimize_scalar(expected_g, bracket=(-1.0, 1.0), tol=1e-12)
-    return spread * res.fun / len(std)
+    return float(spread * res.fun / len(std))
 
 
 # ---------------------------------------------------------------- S3: trained echelon-stock reference
