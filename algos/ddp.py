@@ -35,7 +35,7 @@ from classic_rl.utils import resolve_device, seed_everything
 from envs.tabular.finite_mdp import VALUE_DECIMALS, FiniteMDP
 from envs.tabular.gridworlds import make_mdp
 
-OBJECTIVES = ("mean", "cvar", "threshold", "homeostatic-abs", "homeostatic-sq", "piecewise",
+OBJECTIVES = ("mean", "cvar", "var", "threshold", "homeostatic-abs", "homeostatic-sq", "piecewise",
               "exp-utility", "mean-variance")
 
 
@@ -46,12 +46,13 @@ class DDPConfig:
     env: str = "CliffWalk"
     """tabular MDP: CliffWalk (4x6 slippery cliff, H = 14) or TwoStepCVaR (spec DDP-1)"""
     objective: Literal[OBJECTIVES] = "cvar"  # type: ignore[valid-type]
-    """what to maximize over the law of the return G: mean, cvar (lower tail, level --tau), threshold
+    """what to maximize over the law of the return G: mean, cvar (lower tail, level --tau), var (the largest
+    b with P(G >= b) >= 1 - tau, by a search over thresholds), threshold
     (P(G >= --target)), homeostatic-abs / homeostatic-sq (-|G - target|, -(G - target)^2), piecewise
     (upside * (G - target)^+ - downside * (G - target)^-), exp-utility (-exp(-risk_aversion G), gamma = 1 only);
     mean-variance is rejected with the reason"""
     tau: float = 0.1
-    """CVaR level in (0, 1]: the mean of the worst tau fraction of returns"""
+    """CVaR / VaR level in (0, 1]: CVaR is the mean of the worst tau fraction of returns"""
     target: float = -12.0
     """target return T for threshold / homeostatic / piecewise objectives (the initial stock is c_0 = -T)"""
     upside: float = 1.0
@@ -88,18 +89,24 @@ def stock_update(c, r, gamma: float):
 # ----- objectives ----------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Objective:
-    """An expected utility E f(c_0 + G_0), optionally with an outer search over c_0 (CVaR)."""
+    """An expected utility E f(c_0 + G_0), optionally with an outer search over c_0 (CVaR, VaR)."""
     name: str
     f: Callable[[torch.Tensor], torch.Tensor]
     c0: Optional[float] = None
-    """fixed initial stock; None = outer search over c_0 = -b for b in the achievable returns (CVaR)"""
+    """fixed initial stock; None = outer search over c_0 = -b for b in the achievable returns"""
     tau: float = 1.0
-    """CVaR level (only for the outer search)"""
+    """CVaR / VaR level (only for the outer search)"""
+    search: Literal["cvar", "var"] = "cvar"
+    """what the outer search maximizes"""
 
     def value(self, c0: torch.Tensor, expected_f: torch.Tensor) -> torch.Tensor:
         """The objective reached with initial stock c0 and E f(c0 + G) = expected_f."""
-        if self.c0 is None:  # Rockafellar-Uryasev: CVaR = max_b b + E[min(G - b, 0)] / tau, c0 = -b
+        if self.c0 is None and self.search == "cvar":
+            # Rockafellar-Uryasev: CVaR = max_b b + E[min(G - b, 0)] / tau, with c0 = -b
             return -c0 + expected_f / self.tau
+        if self.c0 is None:
+            # VaR: the largest b whose best achievable P(G >= b) (f = 1{x >= 0}, c0 = -b) is >= 1 - tau
+            return torch.where(expected_f >= 1 - self.tau - 1e-12, -c0, torch.tensor(-math.inf, dtype=c0.dtype))
         return expected_f
 
 
@@ -120,6 +127,7 @@ def make_objective(name: str, gamma: float, tau: float = 0.1, target: float = 0.
     table: dict[str, Objective] = {
         "mean": Objective("mean", lambda x: x, c0=0.0),
         "cvar": Objective("cvar", lambda x: torch.clamp(x, max=zero), c0=None, tau=tau),
+        "var": Objective("var", lambda x: (x >= -1e-9).double(), c0=None, tau=tau, search="var"),
         # 1{x >= 0} with a tolerance, since stock values carry floating-point noise
         "threshold": Objective("threshold", lambda x: (x >= -1e-9).double(), c0=c0),
         "homeostatic-abs": Objective("homeostatic-abs", lambda x: -x.abs(), c0=c0),
@@ -140,6 +148,13 @@ def cvar_of_law(values: np.ndarray, probs: np.ndarray, tau: float) -> float:
     before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
     take = np.clip(tau - before, 0.0, p)
     return float((take * v).sum() / tau)
+
+
+def var_of_law(values: np.ndarray, probs: np.ndarray, tau: float) -> float:
+    """Lower-tail VaR_tau: the largest b with P(G >= b) >= 1 - tau (a support point of the law)."""
+    v, p = np.asarray(values, float), np.asarray(probs, float)
+    ok = [b for b in np.unique(v) if p[v >= b - 1e-9].sum() >= 1 - tau - 1e-12]
+    return float(max(ok))
 
 
 def cvar_of_samples(returns: torch.Tensor, tau: float) -> float:
@@ -382,6 +397,8 @@ def solve(mdp: FiniteMDP, objective: Objective, method: Literal["vi", "pi"] = "v
 
 def objective_of_law(objective: Objective, values: np.ndarray, probs: np.ndarray) -> float:
     """The objective's value for a law of G_0 computed directly (CVaR from the tail, not via c_0)."""
+    if objective.c0 is None and objective.search == "var":
+        return var_of_law(values, probs, objective.tau)
     if objective.c0 is None:
         return cvar_of_law(values, probs, objective.tau)
     x = torch.as_tensor(objective.c0 + np.asarray(values, float))

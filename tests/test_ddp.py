@@ -29,7 +29,8 @@ def test_stock_update_invariant_on_random_trajectories(gamma):
 def _objectives(gamma, support):
     # targets drawn from the achievable returns so thresholds and set-points sit where they bite
     mid = float(np.median(support))
-    out = [("mean", {}), ("cvar", {"tau": 0.25}), ("cvar", {"tau": 0.6}), ("threshold", {"target": mid}),
+    out = [("mean", {}), ("cvar", {"tau": 0.25}), ("cvar", {"tau": 0.6}), ("var", {"tau": 0.2}),
+           ("var", {"tau": 0.5}), ("threshold", {"target": mid}),
            ("homeostatic-abs", {"target": mid}), ("homeostatic-sq", {"target": mid + 0.5}),
            ("piecewise", {"target": mid, "upside": 0.5, "downside": 3.0})]
     if gamma == 1.0:
