@@ -1,13 +1,11 @@
 """Optima and bounds vs the spec's reference values, and vs simulation of the simulator convention."""
 import math
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+from classic_rl.config import run_cli
 from envs.inventory import optimal, settings as st
 from envs.inventory.rules import base_stock_orders
 from envs.inventory.simulator import reported_cost, rollout
@@ -91,15 +89,15 @@ def test_transshipment_bound_single_store_is_newsvendor():
     assert lb == pytest.approx(closed, rel=1e-6)
 
 
-def test_cli_prints_optimal_cost_last(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "envs.inventory.optimal", "--setting", "lost_sales",
-                          "--lead-time", "1", "--underage-cost", "4"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+def test_cli_prints_optimal_cost_last(capsys):
+    assert run_cli(optimal.main, ["--setting", "lost_sales", "--lead-time", "1", "--underage-cost", "4"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("optimal_cost=") and float(last.split("=")[1]) == pytest.approx(4.04, abs=0.006)
-    bad = subprocess.run([sys.executable, "-m", "envs.inventory.optimal", "--lead-time", "-1"],
-                         capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "lead-time" in bad.stderr and "Traceback" not in bad.stderr
+    assert run_cli(optimal.main, ["--setting", "transshipment", "--stores", "10", "--store-lead-time", "6"]) == 0
+    assert float(capsys.readouterr().out.strip().splitlines()[-1].split("=")[1]) == pytest.approx(9.4609, abs=6e-5)
+    with pytest.raises(SystemExit) as exit_info:      # bad input: usage error, exit status 2, no traceback
+        optimal.main(["--lead-time", "-1"])
+    assert exit_info.value.code == 2 and "lead-time" in capsys.readouterr().err
 
 
 @pytest.mark.slow
