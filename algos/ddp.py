@@ -63,6 +63,8 @@ class DDPConfig:
     """exp-utility: lambda in -exp(-lambda * G)"""
     gamma: Optional[float] = None
     """override the MDP's discount factor (None keeps the environment's)"""
+    atoms: Optional[int] = None
+    """None: exact law support; M: categorical representation with M atoms (approximate DP)"""
     mc_episodes: int = 20_000
     """Monte Carlo episodes (run in parallel on --device) used to check the DP's predictions"""
     seed: int = 1
@@ -192,8 +194,22 @@ def _keys(states: np.ndarray, acc: np.ndarray) -> np.ndarray:
     return states.astype(np.int64) * (1 << 42) + np.round(acc * 1e6).astype(np.int64)
 
 
-def build_stock_graph(mdp: FiniteMDP) -> StockGraph:
-    """Enumerate the augmented states reachable from every start state with c_0 = 0."""
+def categorical_projection(values: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split each value between its two neighbouring grid atoms by linear interpolation (the Cramér
+    projection of C51): returns (lower index, upper index, weight of the upper atom). Mean-preserving for
+    values inside the grid."""
+    step = grid[1] - grid[0]
+    lo = np.clip(np.floor((values - grid[0]) / step).astype(np.int64), 0, len(grid) - 2)
+    w_hi = np.clip((values - grid[lo]) / step, 0.0, 1.0)
+    return lo, lo + 1, w_hi
+
+
+def build_stock_graph(mdp: FiniteMDP, atoms: Optional[int] = None) -> StockGraph:
+    """Enumerate the augmented states reachable from every start state with c_0 = 0.
+
+    atoms=None keeps the exact law support (every achievable return); atoms=M projects the laws onto M
+    evenly spaced atoms over the achievable range (categorical representation: approximate, for reward
+    sets whose exact support would be too large). Augmented states themselves stay exact either way."""
     if mdp.horizon is None:
         raise UserError("exact stock DP needs a finite horizon (give the MDP a horizon)")
     P, nxt = mdp.P.cpu().numpy(), mdp.next_state.cpu().numpy()
@@ -217,12 +233,21 @@ def build_stock_graph(mdp: FiniteMDP) -> StockGraph:
         raw.append((states, acc, i * A + a, inv.reshape(-1), p[cont], ei * A + ea, new_acc[ends], p[ends]))
         states, acc = uniq[:, 0].astype(np.int64), uniq[:, 1]
     support = np.unique(np.concatenate([r[6] for r in raw]))
+    if atoms is not None:
+        if atoms < 2:
+            raise UserError(f"--atoms must be >= 2, got {atoms}")
+        support = np.linspace(support[0], support[-1], atoms) if len(support) > 1 else support
     levels = []
     for st, ac, crow, ccol, cp, erow, evals, ep in raw:
+        if atoms is not None and len(support) > 1:
+            lo, hi, w = categorical_projection(evals, support)
+            erow, ecol, ep = np.concatenate([erow, erow]), np.concatenate([lo, hi]), np.concatenate([ep * (1 - w), ep * w])
+        else:
+            ecol = np.searchsorted(support, evals)
         levels.append(Level(state=st, acc=ac, keys=_keys(st, ac),
                             cont_row=torch.as_tensor(crow), cont_col=torch.as_tensor(ccol),
                             cont_p=torch.as_tensor(cp, dtype=torch.float64),
-                            end_row=torch.as_tensor(erow), end_col=torch.as_tensor(np.searchsorted(support, evals)),
+                            end_row=torch.as_tensor(erow), end_col=torch.as_tensor(ecol),
                             end_p=torch.as_tensor(ep, dtype=torch.float64)))
     return StockGraph(mdp=mdp, levels=levels, support=torch.as_tensor(support, dtype=torch.float64),
                       start_nodes=np.searchsorted(levels[0].keys, _keys(starts, np.zeros(len(starts)))),
@@ -433,7 +458,7 @@ def train(cfg: DDPConfig) -> dict:
               risk_aversion=cfg.risk_aversion)
     objective = make_objective(cfg.objective, mdp.gamma, **kw)
     logger = RunLogger.create(cfg.run_dir, "ddp", cfg.env, cfg.seed, to_dict(cfg), str(device))
-    graph = build_stock_graph(mdp)
+    graph = build_stock_graph(mdp, cfg.atoms)
     support = graph.support.numpy()
     summary: dict = {"objective": cfg.objective, "env": cfg.env, "gamma": mdp.gamma, "horizon": mdp.horizon}
     print(f"{cfg.env}: {sum(len(L.state) for L in graph.levels)} augmented states, "

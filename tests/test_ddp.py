@@ -201,3 +201,25 @@ def test_deep_agent_learns_cliff_cvar_near_exact_dp(tmp_path):
     s = ddp_deep.main(["--total-steps", "150000", "--no-progress", "--run-dir", str(tmp_path)])
     assert abs(s["mc_objective"] - s["dp_optimal_objective"]) < 1.0
     assert s["mc_objective"] > s["mean_optimal_objective"] + 3.0
+
+
+def test_categorical_projection_approximate_dp():
+    mdp = cliff_walk()
+    exact_graph = ddp.build_stock_graph(mdp)
+    v = exact_graph.support.numpy()
+    # the projection is mean-preserving, so the mean objective is solved exactly at any resolution
+    mean_exact = ddp.solve(mdp, ddp.make_objective("mean", 1.0), graph=exact_graph).value
+    assert ddp.solve(mdp, ddp.make_objective("mean", 1.0), graph=ddp.build_stock_graph(mdp, 7)).value == \
+        pytest.approx(mean_exact, abs=1e-9)
+    obj = ddp.make_objective("cvar", 1.0, tau=0.1)
+    exact = ddp.solve(mdp, obj, graph=exact_graph).value
+    gaps = []
+    for atoms in (8, 43):
+        graph = ddp.build_stock_graph(mdp, atoms)
+        approx = ddp.solve(mdp, obj, graph=graph)
+        # the approximate policy, run on the exact graph (same augmented states), never beats the optimum
+        true_value = ddp.cvar_of_law(v, ddp.exact_law(ddp.StockPolicy(exact_graph, approx.policy.c0,
+                                                                        approx.policy.actions)).numpy(), 0.1)
+        assert true_value <= exact + 1e-9
+        gaps.append(exact - true_value)
+    assert gaps[1] <= gaps[0] and gaps[1] < 0.5
