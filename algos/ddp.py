@@ -241,7 +241,8 @@ def build_stock_graph(mdp: FiniteMDP, atoms: Optional[int] = None) -> StockGraph
     for st, ac, crow, ccol, cp, erow, evals, ep in raw:
         if atoms is not None and len(support) > 1:
             lo, hi, w = categorical_projection(evals, support)
-            erow, ecol, ep = np.concatenate([erow, erow]), np.concatenate([lo, hi]), np.concatenate([ep * (1 - w), ep * w])
+            erow, ecol = np.concatenate([erow, erow]), np.concatenate([lo, hi])
+            ep = np.concatenate([ep * (1 - w), ep * w])
         else:
             ecol = np.searchsorted(support, evals)
         levels.append(Level(state=st, acc=ac, keys=_keys(st, ac),

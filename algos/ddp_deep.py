@@ -216,11 +216,9 @@ def train(cfg: DeepConfig) -> dict:
 
     # replay storage, preallocated on the device: (s, t, c, c0, a, r, s', done)
     cap, E = cfg.buffer_size, cfg.n_envs
-    buf = {"s": torch.zeros(cap, dtype=torch.long, device=device), "t": torch.zeros(cap, dtype=torch.long, device=device),
-           "c": torch.zeros(cap, dtype=torch.float64, device=device),
-           "c0": torch.zeros(cap, dtype=torch.float64, device=device),
-           "a": torch.zeros(cap, dtype=torch.long, device=device), "r": torch.zeros(cap, dtype=torch.float64, device=device),
-           "s2": torch.zeros(cap, dtype=torch.long, device=device), "done": torch.zeros(cap, dtype=torch.bool, device=device)}
+    dtypes = {"s": torch.long, "t": torch.long, "c": torch.float64, "c0": torch.float64, "a": torch.long,
+              "r": torch.float64, "s2": torch.long, "done": torch.bool}
+    buf = {k: torch.zeros(cap, dtype=dt, device=device) for k, dt in dtypes.items()}
     ptr, size = 0, 0
     s, t = mdp_dev.sample_initial(E, gen), torch.zeros(E, dtype=torch.long, device=device)
     c0 = draw_c0(E)
@@ -287,7 +285,8 @@ def evaluate(cfg, net, mdp, objective, logger, gen, device) -> dict:
     mean_opt = ddp.solve(mdp.to("cpu"), ddp.make_objective("mean", mdp.gamma))
     v = exact.policy.graph.support.numpy()
     summary = {"objective": cfg.objective, "c0": c0, "mc_objective": achieved, "mc_mean": float(G.mean()),
-               "nominal_path": path, "dp_optimal_objective": exact.value, "dp_optimal_path": ddp.nominal_path(exact.policy),
+               "nominal_path": path, "dp_optimal_objective": exact.value,
+               "dp_optimal_path": ddp.nominal_path(exact.policy),
                "mean_optimal_objective": ddp.objective_of_law(objective, v, ddp.exact_law(mean_opt.policy).numpy()),
                "mean_optimal_path": ddp.nominal_path(mean_opt.policy)}
     logger.log_eval(cfg.total_steps, G.tolist(), objective=achieved, c0=c0)

@@ -106,7 +106,8 @@ class FiniteMDP:
             S = self.n_states
             P_pi = torch.zeros(S, S, dtype=torch.float64, device=self.P.device)
             w = policy[:, :, None] * self.P * self._continue()
-            P_pi.index_put_((torch.arange(S, device=self.P.device)[:, None, None].expand_as(w), self.next_state), w, accumulate=True)
+            rows = torch.arange(S, device=self.P.device)[:, None, None].expand_as(w)
+            P_pi.index_put_((rows, self.next_state), w, accumulate=True)
             return torch.linalg.solve(torch.eye(S, dtype=torch.float64, device=self.P.device) - self.gamma * P_pi, r_pi)
         H = self.horizon
         if policy.dim() == 2:
