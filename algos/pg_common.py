@@ -31,7 +31,7 @@ from torch.func import functional_call, jvp
 from classic_rl import UserError
 from classic_rl.config import RunConfig, require, to_dict
 from classic_rl.runlog import Progress, RunLogger
-from classic_rl.utils import resolve_device, seed_everything, set_torch_threads
+from classic_rl.utils import resolve_device, save_checkpoint, seed_everything, set_torch_threads
 
 # ----------------------------------------------------------------------------- schedules (authors' code)
 
@@ -456,6 +456,8 @@ class PGConfig(RunConfig):
     def validate(self) -> None:
         super().validate()
         require(self.resume is None, "--resume is not supported by the policy-gradient family yet")
+        require(self.checkpoint_every == 0, "--checkpoint-every is not supported by the policy-gradient family yet "
+                                            "(the final parameters are saved to checkpoints/final.pt)")
         require(self.gamma0 > 0, f"--gamma0 must be positive, got {self.gamma0}")
         require(0 < self.eta0 <= 1, f"--eta0 must be in (0, 1], got {self.eta0}")
         require(self.batch_size > 0, f"--batch-size must be positive, got {self.batch_size}")
@@ -679,6 +681,8 @@ class PGRun:
             summary.update(final_cost=final["cost_exact"], cost_opt=self.cost_opt,
                            final_suboptimality=final["suboptimality"])
         self.logger.write_summary(summary)
+        save_checkpoint(self.logger.path / "checkpoints" / "final.pt",
+                        {"theta": theta.detach().cpu(), "iteration": iteration, "env_steps": self.counter.env_steps})
         self.progress.close()
         self.logger.close()
         for env in getattr(self, "envs", []) + getattr(self, "eval_envs", []):
