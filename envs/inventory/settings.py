@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -22,7 +21,6 @@ from classic_rl import UserError
 
 SETTINGS = ["backlog", "lost_sales", "serial", "one_warehouse", "transshipment", "many_warehouses",
             "n_stores_lost"]
-Split = Literal["train", "dev", "test"]
 
 
 @dataclass
