@@ -49,7 +49,9 @@ class HARPGConfig(PGConfig):
 
 # LQR: ours, from a coarse grid on seeds 1 and 100 at a 1000-trajectory budget (paper_figs uses seeds >= 1000).
 # Grid: N-HARPG gamma0 in {0.03, 0.05, 0.1, 0.2, 0.3}; HARPG in {1e-4, 3e-4, 1e-3 (diverges), 3e-3 (diverges)}.
-PRESETS = {True: {"LQR": dict(gamma0=0.1)}, False: {"LQR": dict(gamma0=3e-4)}}
+# CartPole (seed 100): N-HARPG gamma0 in {0.1 (authors), 0.3, 1.0, 3.0} -> 0.3; HARPG in {1e-3, 3e-3, 0.1} -> 1e-3.
+PRESETS = {True: {"LQR": dict(gamma0=0.1), "CartPole": dict(gamma0=0.3)},
+           False: {"LQR": dict(gamma0=3e-4), "CartPole": dict(gamma0=1e-3)}}
 
 
 def presets_for(normalized: bool):
