@@ -8,9 +8,11 @@
 Both methods run in algos.pdppo's loop with the authors' latest settings: "pdppo" (two critics, A = max) and
 "ppo-authors" (`--critics pre-only`: the authors' PPO baseline, same actor, buffer and optimisers), so they
 differ in the critics only. `--generic-ppo` also runs the toolkit's algos.ppo (its own GAE/minibatch
-settings; much slower here). Metrics as the authors' generate_tables.py: the training return logged every
-40 episodes (4 000 steps); "max reward" = its maximum over the run, "cumulative reward" = the sum of the
-logged values; mean +/- sd over seeds and one-sided Welch t-tests (PDPPO > PPO). A campaign heuristic
+settings; its train_return_mean is a 100-episode mean logged every rollout, so only its max is compared).
+`--frozen-trunk` reproduces the authors' optimisers exactly (actor trunk frozen at its random init).
+Metrics as the authors' generate_tables.py: the training return logged every 40 episodes (4 000 steps);
+"max reward" = its maximum over the run, "cumulative reward" = the sum of the logged values; mean +/- sd
+over seeds and one-sided Welch t-tests (PDPPO > the other method). A campaign heuristic
 (envs/lotsizing/heuristic.py, tuned on its own seeds) gives an absolute yardstick.
 Runs go to <run-dir>/<scale>/..., the figure and table to <out>/<scale>-<instance>.{png,md}.
 """
@@ -70,6 +72,8 @@ class FigConfig:
     """train the runs that are missing; --no-train only analyses what is already under --run-dir"""
     generic_ppo: bool = False
     """also run the toolkit's algos.ppo (GAE, minibatches, normalisation: not the authors' baseline)"""
+    frozen_trunk: bool = False
+    """reproduce the authors' optimisers exactly: actor trunk frozen at init (runs go to <scale>-frozen-trunk)"""
     run_dir: str = "runs/paper_figs/pdppo_lotsizing"
     """root of the run directories (one sub-folder per scale)"""
     out: str = "figs/pdppo_lotsizing"
@@ -105,7 +109,8 @@ def training_commands(cfg: FigConfig, scale: dict, root: Path) -> list[tuple[str
             if not completed(root, algo, env, seed, scale["total_steps"]):
                 todo.append((f"{algo} seed {seed}", [sys.executable, "-m", "algos.pdppo", *common, "--seed", str(seed),
                                                     "--log-every", str(scale["log_every"]), "--eval-every", "0",
-                                                    "--eval-episodes", str(scale["eval_episodes"]), *flags]))
+                                                    "--eval-episodes", str(scale["eval_episodes"]), *flags,
+                                                    *(["--no-train-actor-trunk"] if cfg.frozen_trunk else [])]))
         if cfg.generic_ppo and not completed(root, "ppo", env, seed, scale["total_steps"]):
             todo.append((f"ppo seed {seed}", [sys.executable, "-m", "algos.ppo", *common, "--seed", str(seed),
                                               "--torch-threads", "1", "--eval-every", "0",
@@ -184,10 +189,14 @@ def report(groups: dict[str, list[Run]], steps: int, instance: str, heuristic: t
                      f"{fmt(m['cumulative'])} | {fmt(m['final_eval'])} |")
     lines.append(f"| campaign heuristic (s={heuristic[2]:g}, S={heuristic[3]:g}) | {heuristic[0]:.0f} +/- "
                  f"{heuristic[1]:.0f} per episode (400 episodes) | | | |")
-    if "pdppo" in metrics and "ppo-authors" in metrics:
-        lines += ["", "One-sided Welch t-tests, H1: PDPPO > PPO (authors' baseline):", ""]
+    for other in sorted(k for k in metrics if k != "pdppo"):
+        if "pdppo" not in metrics:
+            break
+        lines += ["", f"One-sided Welch t-tests, H1: pdppo > {other}:", ""]
         for key in ("max", "cumulative"):
-            t, p = welch_greater(metrics["pdppo"][key], metrics["ppo-authors"][key])
+            if other == "ppo" and key == "cumulative":  # algos.ppo logs every rollout, not every 40 episodes
+                continue
+            t, p = welch_greater(metrics["pdppo"][key], metrics[other][key])
             lines.append(f"* {key} reward: t = {t:.2f}, p = {p:.3g}")
     lines.append("")
     for budget in sorted(paper.get("pdppo", {})):
@@ -230,7 +239,8 @@ def main(argv=None) -> None:
     scale = dict(SCALES[cfg.scale])
     scale["seeds"] = cfg.seeds or scale["seeds"]
     scale["total_steps"] = cfg.total_steps or scale["total_steps"]
-    root = Path(cfg.run_dir) / cfg.scale
+    tag = cfg.scale + ("-frozen-trunk" if cfg.frozen_trunk else "")
+    root = Path(cfg.run_dir) / tag
     env = f"LotSizing-{cfg.instance}"
     if cfg.train:
         todo = training_commands(cfg, scale, root)
@@ -247,11 +257,11 @@ def main(argv=None) -> None:
     heuristic = heuristic_baseline(cfg.instance)
     table = report(groups, scale["total_steps"], cfg.instance, heuristic)
     out = Path(cfg.out)
-    png = plot(groups, scale["total_steps"], heuristic, f"lot-sizing {cfg.instance} ({cfg.scale})",
-               out / f"{cfg.scale}-{cfg.instance}.png")
-    atomic_write_text(out / f"{cfg.scale}-{cfg.instance}.md", table + f"\n![curves]({png.name})\n")
+    png = plot(groups, scale["total_steps"], heuristic, f"lot-sizing {cfg.instance} ({tag})",
+               out / f"{tag}-{cfg.instance}.png")
+    atomic_write_text(out / f"{tag}-{cfg.instance}.md", table + f"\n![curves]({png.name})\n")
     print(table)
-    print(f"figure: {png}\ntable: {out / f'{cfg.scale}-{cfg.instance}.md'}")
+    print(f"figure: {png}\ntable: {out / f'{tag}-{cfg.instance}.md'}")
 
 
 if __name__ == "__main__":
