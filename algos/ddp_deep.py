@@ -66,10 +66,15 @@ class DeepConfig:
     """replay capacity (transitions)"""
     learning_starts: int = 5_000
     """env steps before the first update"""
-    updates_per_step: int = 1
+    updates_per_step: int = 2
     """gradient steps per vector-environment step"""
-    target_every: int = 500
-    """gradient steps between target-network copies"""
+    target_every: int = 100
+    """gradient steps between target-network copies (values must propagate through H bootstraps: with 500
+    and one update per step, 150k env steps gave only ~9 copies and a wandering policy)"""
+    tie_break: float = 0.01
+    """weight of the atoms' mean added to K when choosing actions (acting and targets). CVaR's utility
+    min(x, 0) is flat once the stock is safely positive, so the network's noise decides among tied actions and
+    the agent wanders into the horizon; a small mean term prefers the quicker of near-tied actions. 0 = off"""
     eps_start: float = 1.0
     """initial epsilon of epsilon-greedy"""
     eps_end: float = 0.05
@@ -137,11 +142,16 @@ def objective_scores(atoms: torch.Tensor, f) -> torch.Tensor:
     return f(atoms).mean(-1)
 
 
+def action_scores(atoms: torch.Tensor, f, tie_break: float = 0.0) -> torch.Tensor:
+    """K(Z) plus tie_break * mean(Z): what greedy action choices maximize."""
+    return objective_scores(atoms, f) + tie_break * atoms.mean(-1)
+
+
 def stock_targets(next_atoms: torch.Tensor, c: torch.Tensor, r: torch.Tensor, done: torch.Tensor, gamma: float,
-                  f) -> torch.Tensor:
+                  f, tie_break: float = 0.0) -> torch.Tensor:
     """Target atoms [B, N] for Z(s, c, a): c + r when the episode ended, else gamma Z(s', c', a*) with
     a* = argmax_a K(Z(s', c', a)); next_atoms [B, A, N] are the target network's at (s', c' = (c + r)/gamma)."""
-    a_star = objective_scores(next_atoms, f).argmax(-1)
+    a_star = action_scores(next_atoms, f, tie_break).argmax(-1)
     chosen = next_atoms.gather(1, a_star[:, None, None].expand(-1, 1, next_atoms.shape[-1])).squeeze(1)
     return torch.where(done[:, None], (c + r)[:, None].expand_as(chosen), gamma * chosen)
 
@@ -165,14 +175,14 @@ def choose_initial_stock(net: QuantileNet, mdp: FiniteMDP, objective: ddp.Object
 
 @torch.no_grad()
 def rollout_greedy(net: QuantileNet, mdp: FiniteMDP, objective: ddp.Objective, c0: float, n: int,
-                   gen: torch.Generator, device) -> tuple[torch.Tensor, str]:
+                   gen: torch.Generator, device, tie_break: float = 0.0) -> tuple[torch.Tensor, str]:
     """Greedy stock-carrying rollouts in the original MDP -> (returns G_0 [n], nominal action path)."""
     s = mdp.sample_initial(n, gen)
     c = torch.full((n,), c0, dtype=torch.float64, device=device)
     G = torch.zeros(n, dtype=torch.float64, device=device)
     alive = torch.ones(n, dtype=torch.bool, device=device)
     for t in range(mdp.horizon):
-        a = objective_scores(net(s, torch.full_like(s, t), c), objective.f).argmax(-1)
+        a = action_scores(net(s, torch.full_like(s, t), c), objective.f, tie_break).argmax(-1)
         s2, r, ended = mdp.sample_step(s, a, gen)
         G += torch.where(alive, mdp.gamma ** t * r, 0.0)
         c = torch.where(alive, ddp.stock_update(c, r, mdp.gamma), c)
@@ -181,8 +191,8 @@ def rollout_greedy(net: QuantileNet, mdp: FiniteMDP, objective: ddp.Objective, c
     path, s1, c1 = [], int(mdp.mu0.argmax()), c0
     for t in range(mdp.horizon):
         st = torch.tensor([s1], device=device)
-        a = int(objective_scores(net(st, torch.tensor([t], device=device),
-                                     torch.tensor([c1], device=device)), objective.f).argmax(-1))
+        a = int(action_scores(net(st, torch.tensor([t], device=device),
+                                  torch.tensor([c1], device=device)), objective.f, tie_break).argmax(-1))
         path.append(mdp.action_names[a] if mdp.action_names else str(a))
         o = int(mdp.P[s1, a].argmax())
         c1 = ddp.stock_update(c1, float(mdp.reward[s1, a, o]), mdp.gamma)
@@ -228,7 +238,7 @@ def train(cfg: DeepConfig) -> dict:
     for step in range(0, cfg.total_steps, E):
         eps = linear_epsilon(step, cfg)
         with torch.no_grad():
-            greedy_a = objective_scores(net(s, t, c), objective.f).argmax(-1)
+            greedy_a = action_scores(net(s, t, c), objective.f, cfg.tie_break).argmax(-1)
         explore = torch.rand(E, generator=gen, device=device) < eps
         a = torch.where(explore, torch.randint(0, mdp.n_actions, (E,), generator=gen, device=device), greedy_a)
         s2, r, term = mdp_dev.sample_step(s, a, gen)
@@ -254,7 +264,7 @@ def train(cfg: DeepConfig) -> dict:
                 with torch.no_grad():
                     c_next = ddp.stock_update(bc, br, mdp.gamma)
                     nxt = target_net(buf["s2"][j], (buf["t"][j] + 1).clamp(max=mdp.horizon - 1), c_next)
-                    tgt = stock_targets(nxt.double(), bc, br, bdone, mdp.gamma, objective.f).float()
+                    tgt = stock_targets(nxt.double(), bc, br, bdone, mdp.gamma, objective.f, cfg.tie_break).float()
                 pred = net(buf["s"][j], buf["t"][j], bc)
                 pred = pred.gather(1, buf["a"][j][:, None, None].expand(-1, 1, cfg.n_quantiles)).squeeze(1)
                 loss = quantile_huber_loss(pred, tgt)
@@ -277,7 +287,7 @@ def train(cfg: DeepConfig) -> dict:
 def evaluate(cfg, net, mdp, objective, logger, gen, device) -> dict:
     grid = torch.arange(cfg.stock_low, cfg.stock_high + 1e-9, 0.25, dtype=torch.float64, device=device)
     c0 = choose_initial_stock(net, mdp, objective, grid, device)
-    G, path = rollout_greedy(net, mdp, objective, c0, cfg.eval_episodes, gen, device)
+    G, path = rollout_greedy(net, mdp, objective, c0, cfg.eval_episodes, gen, device, cfg.tie_break)
     G = G.cpu()
     ones = np.full(len(G), 1.0 / len(G))
     achieved = ddp.objective_of_law(objective, G.numpy(), ones)

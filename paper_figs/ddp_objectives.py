@@ -29,7 +29,7 @@ from envs.tabular import brute_force_best, cliff_walk, random_mdp, two_step_cvar
 
 SCALES = {"smoke": dict(n_random=2, mc=5_000), "small": dict(n_random=10, mc=20_000),
           "paper": dict(n_random=30, mc=100_000)}
-CLIFF_OBJECTIVES = [("mean", {}), ("cvar", {"tau": 0.1}), ("threshold", {"target": -12.0}),
+CLIFF_OBJECTIVES = [("mean", {}), ("cvar", {"tau": 0.1}), ("var", {"tau": 0.1}), ("threshold", {"target": -12.0}),
                     ("homeostatic-abs", {"target": -10.0}), ("homeostatic-sq", {"target": -10.0}),
                     ("piecewise", {"target": -10.0, "upside": 1.0, "downside": 3.0})]
 SPEC_EXPECTED = {
@@ -62,14 +62,14 @@ def brute_force_section(n_random: int) -> str:
     rows = []
     for gamma in (1.0, 0.9):
         mdps = [two_step_cvar(gamma)] + [random_mdp(seed=s, gamma=gamma) for s in range(n_random)]
-        for name, kw in [("mean", {}), ("cvar", {"tau": 0.25}), ("threshold", {}), ("homeostatic-abs", {}),
+        for name, kw in [("mean", {}), ("cvar", {"tau": 0.25}), ("var", {"tau": 0.2}), ("threshold", {}), ("homeostatic-abs", {}),
                          ("homeostatic-sq", {}), ("piecewise", {"upside": 0.5, "downside": 3.0})] + \
                 ([("exp-utility", {"risk_aversion": 0.3})] if gamma == 1 else []):
             worst = 0.0
             for mdp in mdps:
                 graph = ddp.build_stock_graph(mdp)
                 kw2 = dict(kw)
-                if name not in ("mean", "cvar", "exp-utility"):
+                if name not in ("mean", "cvar", "var", "exp-utility"):
                     kw2["target"] = float(np.median(graph.support.numpy()))
                 obj = ddp.make_objective(name, gamma, **kw2)
                 res = ddp.solve(mdp, obj, graph=graph)

@@ -223,3 +223,12 @@ def test_categorical_projection_approximate_dp():
         assert true_value <= exact + 1e-9
         gaps.append(exact - true_value)
     assert gaps[1] <= gaps[0] and gaps[1] < 0.5
+
+
+def test_tie_break_prefers_higher_mean_only_among_ties():
+    f = lambda x: torch.clamp(x, max=0.0)                                    # noqa: E731
+    atoms = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [-1.0, 9.0]]])            # K = 0, 0, -0.5
+    assert int(ddp_deep.objective_scores(atoms, f).argmax(-1)) == 0          # plain argmax: first of the ties
+    assert int(ddp_deep.action_scores(atoms, f, 0.01).argmax(-1)) == 1      # tie broken toward the higher mean
+    # a small weight never overturns a real difference in K (action 2 has the highest mean, 4, but K = -0.5)
+    assert int(ddp_deep.action_scores(atoms, f, 0.01).argmax(-1)) != 2
