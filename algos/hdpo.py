@@ -100,8 +100,9 @@ class HDPOConfig:
     """device of the simulator and the policy"""
     run_dir: str = "runs"
     """root folder; the run goes to runs/hdpo/<instance>/<seed>-<timestamp>/"""
-    torch_threads: int = 0
-    """torch CPU threads (0 = torch default)"""
+    torch_threads: int = 1
+    """torch CPU threads (0 = torch default). 1 by default: the per-period ops are small, and on a shared
+    CPU extra intra-op threads spin and were measured 25x slower (2 threads vs 1, loaded 2-core machine)"""
     progress: bool = True
     """show a progress bar"""
 

@@ -41,6 +41,8 @@ class BenchConfig:
     """also train HDPO on S2 (L=4, p=9) on the first device and report the wall time to a 1% dev gap"""
     gap_minutes: float = 10.0
     """time limit of that training run"""
+    torch_threads: int = 0
+    """torch CPU threads (0 = torch default)"""
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:
@@ -82,6 +84,8 @@ def main(argv=None) -> None:
     for name in cfg.devices:
         if name not in ("cpu", "cuda"):
             raise UserError(f"unknown device {name!r}; valid: cpu, cuda")
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
     devices = [d for d in cfg.devices if d == "cpu" or torch.cuda.is_available()]
     if "cuda" in cfg.devices and "cuda" not in devices:
         print("note: no CUDA device visible, measuring CPU only")
@@ -106,6 +110,7 @@ def main(argv=None) -> None:
         summary = train(HDPOConfig(setting="lost_sales", lead_time=4, underage_cost=9.0, lr=1e-2, n_train=4096,
                                    batch_size=1024, n_dev=2048, n_test=2048, epochs=20000, dev_every=5,
                                    time_limit=cfg.gap_minutes, test_curve=False, progress=False,
+                                   torch_threads=cfg.torch_threads,
                                    device=devices[0], run_dir="runs"))
         import csv
         with open(f"{summary['run_dir']}/metrics.csv") as fh:

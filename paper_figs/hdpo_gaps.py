@@ -34,7 +34,7 @@ SCALES = {
     "smoke": dict(n_train=256, batch_size=256, n_dev=128, n_test=128, test_periods=100, test_ignore=40,
                   dev_periods=60, dev_ignore=20, epochs=4, dev_every=2, time_limit=0.25),
     "small": dict(n_train=4096, batch_size=1024, n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300,
-                  epochs=400, dev_every=10, patience=100, time_limit=4.0),
+                  epochs=400, dev_every=10, patience=100, time_limit=5.0),
     "paper": dict(n_train=32768, batch_size=8192, n_dev=32768, n_test=32768, test_periods=5000, test_ignore=3000,
                   epochs=20000, dev_every=10, patience=500),
 }
@@ -64,11 +64,14 @@ class GapsConfig:
     """seed of every run"""
     run_dir: str = "runs"
     """root of the run directories and of the written tables"""
+    torch_threads: int = 1
+    """torch CPU threads per run (0 = torch default)"""
 
 
 def run(cfg: GapsConfig, **kw) -> dict:
     base = {**SCALES[cfg.scale], "seed": cfg.seed, "device": cfg.device, "run_dir": cfg.run_dir,
-            "progress": False, "test_curve": False}
+            "progress": False, "test_curve": False,
+            "torch_threads": cfg.torch_threads}
     return train(HDPOConfig(**{**base, **kw}))
 
 
