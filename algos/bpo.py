@@ -73,7 +73,7 @@ DEFAULT_MUJOCO = SWEEP["Ant"]
 # cfgs/algo/bpo/atari.yaml: NatureCNN shared, [256] ReLU MLP heads, median head [256] on the value latent.
 ATARI = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=5, lr=2.5e-4, clip_ratio=0.3, lambda_t=0.001,
              gamma=0.98, gae_lambda=0.95, vf_coef=0.5, median_coef=0.5, ent_coef=0.001, max_grad_norm=1.0,
-             head_hidden=[256], median_hidden=[256], eval_every=100_000, total_steps=10_000_000)
+             head_hidden=[256], median_hidden=[256], eval_every=100_000, total_steps=10_000_000, torch_threads=0)
 
 
 def presets(env: str) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None):
     from classic_rl.config import explicit_fields
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_config(BPOConfig, argv, presets=presets, prog="python -m algos.bpo")
+    cfg = parse_config(BPOConfig, argv, presets=presets, prog="python -m algos.bpo", description=__doc__)
     heads = ("median",) if cfg.use_median else ()
     run_dir = train_on_policy(cfg, "bpo", bpo_loss, extra_heads=heads, extra_head_hidden=cfg.median_hidden,
                               explicit=explicit_fields(BPOConfig, argv))

@@ -60,7 +60,7 @@ ZOO_POLICY = dict(normalize_obs=True, normalize_reward=True, log_std_init=-2.0, 
 # Standard Atari PPO (Nature-CNN, linear heads): rl-zoo / CleanRL ppo_atari.
 ATARI = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=4, lr=2.5e-4, anneal_lr=True, clip_eps=0.1,
              gamma=0.99, gae_lambda=0.95, vf_coef=0.5, ent_coef=0.01, max_grad_norm=0.5, head_hidden=[],
-             eval_every=100_000, total_steps=10_000_000)
+             eval_every=100_000, total_steps=10_000_000, torch_threads=0)
 # Anything else with vector observations: SB3 / CleanRL defaults with normalization.
 GENERIC = dict(normalize_obs=True, normalize_reward=True)
 
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None):
     from analysis.plot import finish_run
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
+    cfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo", description=__doc__)
     run_dir = train_on_policy(cfg, "ppo", ppo_loss, explicit=explicit_fields(PPOConfig, argv))
     return finish_run(run_dir)
 

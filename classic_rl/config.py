@@ -134,7 +134,9 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None,
                 defaults = {}
             else:
                 parser.error(str(err))
-        parser = build_parser(cls, defaults=defaults, prog=prog, description=description)
+        note = f"\n\nThe defaults shown are those for --env {known.env}." if defaults else ""
+        parser = build_parser(cls, defaults=defaults, prog=prog,
+                              description=(description or inspect.getdoc(cls) or "") + note)
     ns = parser.parse_args(argv)
     try:
         cfg = cls(**vars(ns))
@@ -195,8 +197,8 @@ class RunConfig:
     """extra logging backend; CSV files are always written"""
     checkpoint_every: int = 0
     """save a checkpoint every this many env steps (0 = only at the end)"""
-    torch_threads: int = 0
-    """torch CPU threads (0 = leave torch's default)"""
+    torch_threads: int = 1
+    """torch CPU threads; 1 is fastest for small MLPs (0 = torch's default, all cores, for CNNs)"""
     progress: bool = True
     """show a terminal progress bar"""
 

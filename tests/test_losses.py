@@ -84,3 +84,12 @@ def test_median_head_converges_to_median_of_skewed_distribution():
     median, mean = samples.median().item(), samples.mean().item()
     assert abs(u.item() - median) < 3.0, (u.item(), median, mean)
     assert abs(u.item() - mean) > 25.0
+
+
+def test_bpo_follows_the_sb3_variant_not_the_isaaclab_clamp():
+    """The authors' IsaacLab code clamps A/lambda_T to [-10, 10] before the sigmoid; their SB3 code (which
+    the spec's MuJoCo/Atari numbers come from, and which we follow) does not."""
+    far = bpo_target_ratio(torch.tensor([50.0], dtype=torch.float64), 0.2, 1.0)
+    clamped = 1 - 0.2 + 0.4 * torch.sigmoid(torch.tensor(10.0, dtype=torch.float64))
+    assert abs(far.item() - 1.2) < 1e-12
+    assert abs(far.item() - clamped.item()) > 1e-5
