@@ -227,3 +227,19 @@ def test_regret_flattens_with_a_small_bonus_and_keeps_growing_with_a_large_one()
     small_growth, large_growth = small[399] - small[99], large[399] - large[99]
     assert np.median(small_growth) < 0.05 and np.mean(small_growth < 0.05) >= 0.75
     assert np.median(large_growth) > 0.5
+
+
+def test_linear_mdp_gym_adapter():
+    import gymnasium
+
+    env = gymnasium.make("LinearMDP-v0")
+    obs, info = env.reset(seed=0)
+    assert obs.tolist() == [0, 0] and info["phi"].shape == (16, 4)
+    total, steps = 0.0, 0
+    while True:
+        obs, r, term, trunc, _ = env.step(15)          # all +1: p = 0.4
+        total, steps = total + r, steps + 1
+        if term or trunc:
+            break
+    assert steps == 3 and obs[0] == 3
+    assert total in (0.0, 0.4, 0.8, 1.0, 1.4, 2.0)       # the rewards reachable under all +1 (x1 pays 0)
