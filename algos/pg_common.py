@@ -388,14 +388,6 @@ def hvp_correction(policy: FlatPolicy, q: torch.Tensor, batch: TrajBatch, weight
     return hess_delta + score_term
 
 
-# ----------------------------------------------------------------------------- helpers for gradient checks
-
-
-def flat_to_gain(theta: torch.Tensor, obs_dim: int, act_dim: int) -> torch.Tensor:
-    """The LinearGaussianPolicy's K from its flat parameters (K is its only parameter)."""
-    return theta.view(act_dim, obs_dim)
-
-
 # ----------------------------------------------------------------------------- config and run scaffold
 
 LQR_NAMES = ("LQR", "LQR-v0")

@@ -10,7 +10,9 @@ For every algorithm (runs grouped by the `algo` of their run directory) this
   * prints, per target, the samples needed to first reach it: median over seeds with a 95% bootstrap CI.
     A run that never reaches the target is CENSORED (its value is +inf), not dropped, so a method that
     fails on half its seeds has an infinite median. "reached" counts the seeds that got there;
-  * prints the ratio of medians against a baseline algorithm (default vanilla_pg) with a bootstrap CI;
+  * prints the ratio of medians against a baseline algorithm (default vanilla_pg) with a bootstrap CI; when
+    exactly one of the two medians is censored the ratio is shown as a bound ("< 0.6": the method got
+    there, the baseline had not by its budget);
   * on LQR, fits log(suboptimality) = a + slope * log(samples) per seed over the late part of the run and
     reports the mean slope with a bootstrap CI beside the slope the theory predicts: a sample complexity of
     O(eps^-p) trajectories means suboptimality ~ samples^(-1/p) (spec npg_igt_harpg.md, section 1(f)).
@@ -126,14 +128,23 @@ def analyse(runs: Sequence[Run], targets: Sequence[float], x: str, baseline: str
     y = "suboptimality" if subopt else "return_mean"
     groups = group_runs(runs, "algo")
     hits = {a: {t: samples_to_target(g, x, y, t, subopt) for t in targets} for a, g in groups.items()}
+    # budget = the smallest final sample count among an algorithm's runs: a censored median is > budget
+    budget = {a: min(float(run_curve(r, x, y)[0].max()) for r in g) for a, g in groups.items()}
     rows = []
     for algo, group in sorted(groups.items()):
         for t in targets:
             vals = hits[algo][t]
-            row = {"algo": algo, "target": t, "n": len(vals), "reached": int(np.isfinite(vals).sum())}
+            row = {"algo": algo, "target": t, "n": len(vals), "reached": int(np.isfinite(vals).sum()),
+                   "budget": budget[algo]}
             row["median"], row["lo"], row["hi"] = median_ci(vals)
             if baseline in hits and algo != baseline:
                 row["ratio"], row["ratio_lo"], row["ratio_hi"] = ratio_ci(vals, hits[baseline][t])
+                base_median = float(median(hits[baseline][t]))
+                # when exactly one median is censored the ratio is only bounded: report the bound
+                if math.isfinite(row["median"]) and math.isinf(base_median):
+                    row["ratio_bound"] = ("<", row["median"] / budget[baseline])
+                elif math.isinf(row["median"]) and math.isfinite(base_median):
+                    row["ratio_bound"] = (">", budget[algo] / base_median)
             rows.append(row)
     slopes = {}
     if subopt:
@@ -162,7 +173,8 @@ def format_table(result: dict, env: str) -> str:
              f"| algo | target | reached | median {unit} | 95% CI | ratio vs {result['baseline']} | 95% CI |",
              "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        ratio = f"{_fmt(r['ratio'])} | [{_fmt(r['ratio_lo'])}, {_fmt(r['ratio_hi'])}]" if "ratio" in r else "- | -"
+        point = f"{r['ratio_bound'][0]} {_fmt(r['ratio_bound'][1])}" if "ratio_bound" in r else _fmt(r.get("ratio"))
+        ratio = f"{point} | [{_fmt(r['ratio_lo'])}, {_fmt(r['ratio_hi'])}]" if "ratio" in r else "- | -"
         lines.append(f"| {r['algo']} | {r['target']:g} | {r['reached']}/{r['n']} | {_fmt(r['median'])} | "
                      f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}] | {ratio} |")
     if result["slopes"]:

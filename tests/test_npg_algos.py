@@ -244,3 +244,15 @@ def test_every_method_learns_on_lqr(tmp_path, module, flags, algo):
         summary = module.main(["--env", "LQR", "--run-dir", str(tmp_path), "--total-steps", str(80 * 1000),
                                "--no-progress", "--seed", str(seed), *flags])
         assert summary["final_suboptimality"] < 3.0, (algo, seed, summary["final_suboptimality"])
+
+
+def test_ratio_against_a_censored_baseline_is_reported_as_a_bound(tmp_path):
+    from analysis import sample_complexity as sc
+    xs = np.arange(1, 101, dtype=float)
+    for seed in range(3):
+        write_run(tmp_path, "vanilla_pg", seed, xs, np.full(xs.size, 2.0))        # never reaches 1.0
+        write_run(tmp_path, "npg_igt", seed, xs, np.where(xs >= 40, 0.5, 2.0))  # reaches it at x = 40
+    res = sc.run([str(tmp_path)], str(tmp_path / "fig.png"), targets=[1.0], x="trajectories")["LQR"]
+    (row,) = [r for r in res["rows"] if r["algo"] == "npg_igt"]
+    assert row["median"] == 40 and row["ratio_bound"] == ("<", 40 / 100)
+    assert "< 0.4" in sc.format_table(res, "LQR")
