@@ -256,3 +256,17 @@ def test_ratio_against_a_censored_baseline_is_reported_as_a_bound(tmp_path):
     (row,) = [r for r in res["rows"] if r["algo"] == "npg_igt"]
     assert row["median"] == 40 and row["ratio_bound"] == ("<", 40 / 100)
     assert "< 0.4" in sc.format_table(res, "LQR")
+
+
+def test_igt_extrapolation_eta_flag(tmp_path, monkeypatch):
+    """--extrapolation-eta code uses eta_{t-1} (authors' code): theta~_t = theta_t + ((1-eta_{t-1})/eta_{t-1}) dtheta."""
+    rec = Recorder(monkeypatch)
+    npg_igt.main(lqr_args(tmp_path, iters=4, extra=["--gamma0", "0.05", "--extrapolation-eta", "code"]))
+    points = rec.points
+    # recover the iterates with eta_{t-1} and check the normalised step lengths, as for the paper variant
+    thetas = [points[0]]
+    for t in range(1, len(points)):
+        eta_prev, _ = pg.igt_schedule(t - 1, 1.0, 0.05)
+        thetas.append(eta_prev * points[t] + (1 - eta_prev) * thetas[-1])
+    for t in range(len(thetas) - 1):
+        assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(pg.igt_schedule(t, 1.0, 0.05)[1], rel=1e-9)
