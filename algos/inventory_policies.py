@@ -10,6 +10,11 @@ on-hand stock (the simulator does not clip: feasibility belongs to the policy).
 * SymmetryAware (v2): one store net shared by all stores + a context net + a warehouse net.
 * GNN (v3): edge-based message passing on the torch-geometric supply graph; its weights do not depend on
   the number of stores, so one model runs on any network (`set_network`).
+
+Input scaling [proposed; the spec does not say the authors scale inputs]: the neural policies see inventory
+divided by the mean store demand. Raw inventories (tens to hundreds under backlog) saturate the softplus
+output early; measured on S1 (L=1, p=4, seed 1, lr 1e-2, 150 full-batch steps): dev cost 27.4 raw (stuck,
+orders 0 above 5 units) vs 3.17 scaled (optimum 3.167).
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ class EdgeLayout(nn.Module):
         self.register_buffer("upstream_cap", 4.0 * net.demand_mean.sum().reshape(1))  # U = 4 x sum of mu
         sources = torch.unique(src[src >= 0])
         self.register_buffer("sources", sources)
+        self.register_buffer("input_scale", 1.0 / net.demand_mean.mean().reshape(1))
 
 
 def feasible_orders(layout: EdgeLayout, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +132,7 @@ class VanillaMLP(nn.Module):
         self.body = mlp(net.n_locations * net.slots, hidden, net.n_edges)
 
     def forward(self, x, t):
-        return feasible_orders(self.layout, self.body(x.flatten(1)), x)
+        return feasible_orders(self.layout, self.body(x.flatten(1) * self.layout.input_scale), x)
 
 
 class SymmetryAware(nn.Module):
@@ -149,14 +155,15 @@ class SymmetryAware(nn.Module):
 
     def forward(self, x, t):
         n, s = x.shape[0], self.layout.first_store
-        ctx = self.context(x.flatten(1))
-        stores = torch.cat([x[:, s:], self.store_static.expand(n, -1, -1),
+        scaled = x * self.layout.input_scale
+        ctx = self.context(scaled.flatten(1))
+        stores = torch.cat([scaled[:, s:], self.store_static.expand(n, -1, -1),
                             ctx.unsqueeze(1).expand(-1, x.shape[1] - s, -1)], -1)
         desired = F.softplus(self.store_net(stores).squeeze(-1) + 1)             # (N, S)
         on_hand = x[:, 0, 0].clamp(min=0)
         ratio = on_hand / (desired.sum(-1) + 1e-10)
         scale = ratio if self.ship_all else ratio.clamp(max=1.0)
-        order_w = torch.sigmoid(self.warehouse_net(torch.cat([x[:, 0], ctx], -1))) * self.layout.upstream_cap
+        order_w = torch.sigmoid(self.warehouse_net(torch.cat([scaled[:, 0], ctx], -1))) * self.layout.upstream_cap
         return torch.cat([order_w, desired * scale.unsqueeze(-1)], 1)
 
 
@@ -190,6 +197,7 @@ class GNN(nn.Module):
         self.src, self.dst = graph.edge_index[0].to(dev), graph.edge_index[1].to(dev)
         self.lead = graph.edge_attr.to(dev)
         self.static = graph.static.to(dev)
+        self.input_scale = float(1.0 / net.demand_mean.mean())
         n_edges = self.src.numel()
         ones = torch.ones(n_edges, device=dev)
         self.in_norm = scatter(ones, self.dst, 0, self.n_loc + 2).clamp(min=1).rsqrt().unsqueeze(-1)
@@ -204,7 +212,7 @@ class GNN(nn.Module):
 
     def forward(self, x, t):
         n = x.shape[0]
-        inv = F.pad(x, (0, self.max_slots - x.shape[-1]))
+        inv = F.pad(x * self.input_scale, (0, self.max_slots - x.shape[-1]))
         feats = torch.cat([inv, self.static.to(x.dtype).expand(n, -1, -1)], -1)
         feats = F.pad(feats, (0, 0, 0, 2))                                       # virtual nodes
         node = self.node0(feats) * self.real
