@@ -25,8 +25,12 @@ ATARI = ["Pong", "Breakout", "Asterix", "Boxing", "BeamRider", "Enduro", "MsPacm
 CLASSIC = {"CartPole": "CartPole-v1", "Acrobot": "Acrobot-v1", "MountainCar": "MountainCar-v0",
            "MountainCarContinuous": "MountainCarContinuous-v0", "Pendulum": "Pendulum-v1"}
 
+# The project's own exact environments (registered by the packages in PROJECT_ENV_MODULES).
+PROJECT = {"CliffWalk": "CliffWalk-v0", "TwoStepCVaR": "TwoStepCVaR-v0", "LinearMDP": "LinearMDP-v0",
+           "AmericanPut": "AmericanPut-v0"}
+
 SHORT_NAMES: dict[str, str] = {**{n: f"{n}-v5" for n in MUJOCO}, **{n: f"{n}NoFrameskip-v4" for n in ATARI},
-                               **CLASSIC}
+                               **CLASSIC, **PROJECT}
 
 # Packages of this project that register their own gymnasium ids when imported.
 PROJECT_ENV_MODULES = ["envs.inventory", "envs.lotsizing", "envs.tabular", "envs.linear_mdp"]

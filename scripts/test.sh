@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export MPLBACKEND=Agg
-python -m pytest "$@"
+python -m pytest -q "$@"
