@@ -128,8 +128,9 @@ def analyse(runs: Sequence[Run], targets: Sequence[float], x: str, baseline: str
     y = "suboptimality" if subopt else "return_mean"
     groups = group_runs(runs, "algo")
     hits = {a: {t: samples_to_target(g, x, y, t, subopt) for t in targets} for a, g in groups.items()}
-    # budget = the smallest final sample count among an algorithm's runs: a censored median is > budget
-    budget = {a: min(float(run_curve(r, x, y)[0].max()) for r in g) for a, g in groups.items()}
+    # budget = the largest final sample count among an algorithm's runs (runs that stopped early diverged and
+    # would never reach a target): a censored median means at least half the runs did not reach it by then
+    budget = {a: max(float(run_curve(r, x, y)[0].max()) for r in g) for a, g in groups.items()}
     rows = []
     for algo, group in sorted(groups.items()):
         for t in targets:
