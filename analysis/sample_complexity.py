@@ -203,14 +203,19 @@ def plot(runs: Sequence[Run], out: Path, title: str, n_grid: int = 60) -> Path:
         for algo, group in sorted(group_runs(runs, "algo").items()):
             curves = [run_curve(r, x, y) for r in group]
             lo_x = max(c[0][c[0] > 0].min() if subopt else c[0].min() for c in curves)
-            hi_x = min(c[0].max() for c in curves)
+            hi_x = max(c[0].max() for c in curves)
+            # a run that diverged stays at its worst value (inf suboptimality / -inf return) up to the budget,
+            # so one early divergence neither cuts the group's curve short nor vanishes from the median
+            bad = np.inf if subopt else -np.inf
+            curves = [(np.append(cx, hi_x), np.append(cy, bad)) if r.summary.get("status") == "diverged"
+                      and cx.max() < hi_x else (cx, cy) for r, (cx, cy) in zip(group, curves)]
             grid = np.geomspace(lo_x, hi_x, n_grid) if subopt else np.linspace(lo_x, hi_x, n_grid)
             if subopt:  # interpolate log y in log x; unstable (inf) points are drawn at a large finite value
                 stack = np.stack([np.exp(np.interp(np.log(grid), np.log(np.maximum(cx, 1e-300)),
                                                    np.log(np.clip(cy, 1e-300, 1e12)))) for cx, cy in curves])
                 stat = np.median
             else:
-                stack = np.stack([np.interp(grid, cx, cy) for cx, cy in curves])
+                stack = np.stack([np.interp(grid, cx, np.maximum(cy, -1e12)) for cx, cy in curves])
                 stat = np.mean
             point = stat(stack, axis=0)
             if len(curves) > 1:

@@ -252,9 +252,14 @@ def test_ratio_against_a_censored_baseline_is_reported_as_a_bound(tmp_path):
     for seed in range(3):
         write_run(tmp_path, "vanilla_pg", seed, xs, np.full(xs.size, 2.0))        # never reaches 1.0
         write_run(tmp_path, "npg_igt", seed, xs, np.where(xs >= 40, 0.5, 2.0))  # reaches it at x = 40
+    # a baseline seed that diverged after 3 trajectories: censored, and it does not shrink the budget
+    from classic_rl.runlog import atomic_write_json
+    diverged = write_run(tmp_path, "vanilla_pg", 7, xs[:3], np.full(3, 2.0))
+    atomic_write_json(diverged / "summary.json", {"status": "diverged"})
     res = sc.run([str(tmp_path)], str(tmp_path / "fig.png"), targets=[1.0], x="trajectories")["LQR"]
     (row,) = [r for r in res["rows"] if r["algo"] == "npg_igt"]
     assert row["median"] == 40 and row["ratio_bound"] == ("<", 40 / 100)
+    assert [r["n"] for r in res["rows"] if r["algo"] == "vanilla_pg"] == [4]
     assert "< 0.4" in sc.format_table(res, "LQR")
 
 
