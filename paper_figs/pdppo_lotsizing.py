@@ -185,19 +185,21 @@ def report(groups: dict[str, list[Run]], steps: int, instance: str, heuristic: t
              "|---|---|---|---|---|"]
     for algo, m in sorted(metrics.items()):
         ref = paper.get(algo, {}).get(steps)
+        cumulative = "n/a (logged every rollout)" if algo == "ppo" else fmt(m["cumulative"])
         lines.append(f"| {algo} | {fmt(m['max'])} | {fmt(np.array(ref)) if ref else 'not found'} | "
-                     f"{fmt(m['cumulative'])} | {fmt(m['final_eval'])} |")
+                     f"{cumulative} | {fmt(m['final_eval'])} |")
     lines.append(f"| campaign heuristic (s={heuristic[2]:g}, S={heuristic[3]:g}) | {heuristic[0]:.0f} +/- "
                  f"{heuristic[1]:.0f} per episode (400 episodes) | | | |")
     for other in sorted(k for k in metrics if k != "pdppo"):
         if "pdppo" not in metrics:
             break
         lines += ["", f"One-sided Welch t-tests, H1: pdppo > {other}:", ""]
-        for key in ("max", "cumulative"):
+        for key in ("max", "cumulative", "final_eval"):
             if other == "ppo" and key == "cumulative":  # algos.ppo logs every rollout, not every 40 episodes
                 continue
             t, p = welch_greater(metrics["pdppo"][key], metrics[other][key])
-            lines.append(f"* {key} reward: t = {t:.2f}, p = {p:.3g}")
+            name = "final greedy evaluation" if key == "final_eval" else f"{key} reward"
+            lines.append(f"* {name}: t = {t:.2f}, p = {p:.3g}")
     lines.append("")
     for budget in sorted(paper.get("pdppo", {})):
         if budget != steps:
@@ -224,7 +226,7 @@ def plot(groups: dict[str, list[Run]], steps: int, heuristic: tuple, title: str,
     ax.axhline(heuristic[0], color="k", ls="--", lw=1, label="campaign heuristic")
     ax.set_title(title)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("training return (mean per logging window)")
+    ax.set_ylabel("training return (stochastic policy, mean per window)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
