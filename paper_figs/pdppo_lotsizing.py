@@ -228,7 +228,7 @@ def plot(groups: dict[str, list[Run]], steps: int, heuristic: tuple, title: str,
     ax.set_xlabel("environment steps")
     ax.set_ylabel("training return (stochastic policy, mean per window)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
