@@ -203,9 +203,11 @@ def plot(runs: Sequence[Run], out: Path, title: str, n_grid: int = 60) -> Path:
         for algo, group in sorted(group_runs(runs, "algo").items()):
             curves = [run_curve(r, x, y) for r in group]
             lo_x = max(c[0][c[0] > 0].min() if subopt else c[0].min() for c in curves)
-            hi_x = max(c[0].max() for c in curves)
-            # a run that diverged stays at its worst value (inf suboptimality / -inf return) up to the budget,
+            # common x range of the runs that finished (a longer run's tail is not drawn against held values);
+            # a run that diverged stays at its worst value (inf suboptimality / -inf return) up to there,
             # so one early divergence neither cuts the group's curve short nor vanishes from the median
+            finished = [c[0].max() for r, c in zip(group, curves) if r.summary.get("status") != "diverged"]
+            hi_x = min(finished) if finished else max(c[0].max() for c in curves)
             bad = np.inf if subopt else -np.inf
             curves = [(np.append(cx, hi_x), np.append(cy, bad)) if r.summary.get("status") == "diverged"
                       and cx.max() < hi_x else (cx, cy) for r, (cx, cy) in zip(group, curves)]
