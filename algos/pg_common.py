@@ -540,6 +540,10 @@ class PGRun:
         self.env_name = "LQR"
         self.system = lqr.default_system(discount=cfg.discount, horizon=cfg.lqr_horizon, sigma=cfg.lqr_sigma)
         self.env = lqr.BatchedLQR(self.system, self.device)
+        # evaluation rollouts draw their initial states from their own generator, so how often we evaluate
+        # does not change the training samples (same seed + different --eval-every = same learning curve)
+        self.eval_env = lqr.BatchedLQR(self.system, self.device,
+                                       generator=torch.Generator(device=self.device).manual_seed(cfg.seed + 7919))
         module = LinearGaussianPolicy(self.system.n, self.system.m, cfg.lqr_sigma, self.system.K0).to(self.device)
         self.policy = FlatPolicy(module)
         self.cost_opt = lqr.optimal_cost(self.system)
@@ -628,7 +632,7 @@ class PGRun:
             n = max(cfg.eval_episodes, 1)
             lengths = [self.system.horizon] * n
             if math.isfinite(cost):
-                batch = sample_batched(self.env, self.policy, theta, n, self.counter, deterministic=True)
+                batch = sample_batched(self.eval_env, self.policy, theta, n, self.counter, deterministic=True)
                 disc = cfg.discount ** torch.arange(batch.rew.shape[1], dtype=batch.rew.dtype,
                                                     device=batch.rew.device)
                 # deterministic (sigma = 0 actions) discounted return, for the common return_mean column

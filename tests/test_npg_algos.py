@@ -275,3 +275,10 @@ def test_igt_extrapolation_eta_flag(tmp_path, monkeypatch):
         thetas.append(eta_prev * points[t] + (1 - eta_prev) * thetas[-1])
     for t in range(len(thetas) - 1):
         assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(pg.igt_schedule(t, 1.0, 0.05)[1], rel=1e-9)
+
+
+def test_evaluation_frequency_does_not_change_training(tmp_path):
+    a = npg_igt.main(lqr_args(tmp_path / "a", iters=12, extra=["--eval-log-points", "0", "--eval-every", "0"]))
+    b = npg_igt.main(lqr_args(tmp_path / "b", iters=12, extra=["--eval-log-points", "0", "--eval-every", "80"]))
+    assert len(read_eval(b["run_dir"])) > len(read_eval(a["run_dir"])) == 2
+    assert a["final_cost"] == b["final_cost"]
