@@ -121,11 +121,12 @@ def transshipment_lower_bound(std: np.ndarray, correlation: float, store_lead_ti
 
 # ---------------------------------------------------------------- S3: trained echelon-stock reference
 def serial_echelon_reference(locations: int = 4, lead_time: int = 4, underage_cost: float = 9.0,
-                             n_train: int = 4096, train_periods: int = 100, train_ignore: int = 30,
+                             n_train: int = 2048, train_periods: int = 60, train_ignore: int = 20,
                              epochs: int = 300, lr: float = 0.5, n_test: int = 2048, test_periods: int = 1000,
                              test_ignore: int = 300, seed: int = 0, verbose: bool = False) -> tuple[float, list]:
     """Train the echelon-stock class (Clark-Scarf optimal for this system) by pathwise gradients with Adam
-    (lr 0.5, as the authors) on full batches, then return (test cost, echelon levels)."""
+    (lr 0.5, as the authors) on full batches, then return (test cost, echelon levels).
+    Measured with these defaults: 10.7247 for the default system (authors: 10.72), about 3-7 min on CPU."""
     torch.manual_seed(seed)
     net = st.serial(locations, lead_time, underage_cost)
     train, _ = st.make_train_dev(net, n_train, 1, train_periods, train_ignore, train_periods, train_ignore)
@@ -204,6 +205,7 @@ def optimum(cfg: OptimalConfig) -> float:
         print(f"store demand std = {prim['std'].tolist()}")
         return transshipment_lower_bound(prim["std"], cfg.correlation, cfg.store_lead_time, cfg.underage_cost,
                                          cfg.holding_cost)
+    torch.set_num_threads(1)  # tiny per-period ops: extra intra-op threads only spin (measured, see algos/hdpo.py)
     cost, levels = serial_echelon_reference(cfg.locations, cfg.lead_time, cfg.underage_cost, epochs=cfg.epochs,
                                             verbose=True)
     print(f"echelon levels (upstream first) = {levels}")
