@@ -60,9 +60,13 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=2, help="alternating (ours, sb3) pairs")
     parser.add_argument("--only", choices=["ours", "sb3"], default=None, help="run one side only")
+    parser.add_argument("--sb3-threads", type=int, default=1,
+                        help="torch threads while SB3 trains (default 1, as ours; 0 = torch's default, as SB3 "
+                             "users usually run it)")
     args = parser.parse_args(argv)
     if args.steps <= 0 or args.steps % 2048:
         parser.error("--steps must be a positive multiple of 2048")
+    default_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     # Warm-up outside the timed region: imports and the optimizer's lazy torch._dynamo import (seconds).
     import stable_baselines3  # noqa: F401
@@ -75,14 +79,17 @@ def main(argv=None) -> None:
             ours.append(run_ours(args.env, args.steps, args.n_envs, args.device, rep))
             print(f"repeat {rep}: ours {ours[-1][0]:.0f} env-steps/s ({ours[-1][1]:.0f} per CPU-second)", flush=True)
         if args.only != "ours":
+            torch.set_num_threads(args.sb3_threads or default_threads)
             sb3.append(run_sb3(args.env, args.steps, args.n_envs, args.device, rep))
+            torch.set_num_threads(1)
             print(f"repeat {rep}: sb3  {sb3[-1][0]:.0f} env-steps/s ({sb3[-1][1]:.0f} per CPU-second)", flush=True)
-    dev = f"{args.device}, {args.n_envs} env(s), {args.steps} steps, torch threads 1"
+    dev = f"{args.device}, {args.n_envs} env(s), {args.steps} steps"
     med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
     if ours:
-        print(f"ours: median {med(ours, 0):.0f} env-steps/s, {med(ours, 1):.0f} per CPU-second ({dev})")
+        print(f"ours: median {med(ours, 0):.0f} env-steps/s, {med(ours, 1):.0f} per CPU-second ({dev}, 1 torch thread)")
     if sb3:
-        print(f"sb3:  median {med(sb3, 0):.0f} env-steps/s, {med(sb3, 1):.0f} per CPU-second ({dev})")
+        print(f"sb3:  median {med(sb3, 0):.0f} env-steps/s, {med(sb3, 1):.0f} per CPU-second ({dev}, "
+              f"{args.sb3_threads or default_threads} torch thread(s))")
     if ours and sb3:
         # CPU-second ratio is printed too: on a shared, loaded machine it is the steadier of the two
         print(f"cpu_ratio={med(ours, 1) / med(sb3, 1):.2f}")
