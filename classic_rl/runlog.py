@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 
 import classic_rl
@@ -117,6 +118,8 @@ class CsvTable:
 
 def _fmt(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
+        value = value.item()
+    elif isinstance(value, np.generic):  # numpy 2 would write np.float64(1.5) via repr
         value = value.item()
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)

@@ -26,14 +26,14 @@ CLASSIC = {"CartPole": "CartPole-v1", "Acrobot": "Acrobot-v1", "MountainCar": "M
            "MountainCarContinuous": "MountainCarContinuous-v0", "Pendulum": "Pendulum-v1"}
 
 # The project's own exact environments (registered by the packages in PROJECT_ENV_MODULES).
-PROJECT = {"CliffWalk": "CliffWalk-v0", "TwoStepCVaR": "TwoStepCVaR-v0", "LinearMDP": "LinearMDP-v0",
+PROJECT = {"LQR": "LQR-v0", "CliffWalk": "CliffWalk-v0", "TwoStepCVaR": "TwoStepCVaR-v0", "LinearMDP": "LinearMDP-v0",
            "AmericanPut": "AmericanPut-v0"}
 
 SHORT_NAMES: dict[str, str] = {**{n: f"{n}-v5" for n in MUJOCO}, **{n: f"{n}NoFrameskip-v4" for n in ATARI},
                                **CLASSIC, **PROJECT}
 
 # Packages of this project that register their own gymnasium ids when imported.
-PROJECT_ENV_MODULES = ["envs.inventory", "envs.lotsizing", "envs.tabular", "envs.linear_mdp"]
+PROJECT_ENV_MODULES = ["envs.lqr", "envs.inventory", "envs.lotsizing", "envs.tabular", "envs.linear_mdp"]
 _registered = False
 
 

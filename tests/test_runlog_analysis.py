@@ -53,3 +53,9 @@ def test_plot_cli_draws_a_band_per_algorithm(tmp_path, capsys):
     assert {r.algo for r in load_runs([str(tmp_path / "runs")])} == {"bpo", "ppo"}
     with pytest.raises(UserError, match="no run directory"):
         load_runs([str(tmp_path / "missing*")])
+
+
+def test_numpy_scalars_are_written_as_plain_numbers(tmp_path):
+    log = RunLogger.create(str(tmp_path), "algo", "Env", 0, {}, "cpu")
+    log.log(1, value=np.float64(1.5), count=np.int64(3))
+    assert (log.path / "metrics.csv").read_text().splitlines()[1].endswith(",1.5,3")
