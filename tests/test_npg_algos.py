@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos import harpg, npg_igt, pg_common as pg, vanilla_pg
+from algos import harpg, npg_igt, pg_common as pg, pg_estimators, vanilla_pg
 from envs import lqr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def test_normalized_methods_move_exactly_gamma_t(tmp_path, monkeypatch):
     harpg.main(lqr_args(tmp_path, iters=11, extra=["--gamma0", "0.05"]))
     thetas = [rec.points[0]] + [rec.points[i] for i in range(1, len(rec.points), 2)]
     for t in range(len(thetas) - 1):
-        _, gamma_t = pg.harpg_schedule(t, 1.0, 0.05, True)
+        _, gamma_t = pg_estimators.harpg_schedule(t, 1.0, 0.05, True)
         assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(gamma_t, rel=1e-9)
 
 
@@ -143,10 +143,10 @@ def test_igt_samples_at_the_extrapolated_point(tmp_path, monkeypatch):
     theta_prev = rec.points[0]
     thetas = [theta_prev]
     for t in range(1, len(rec.points)):
-        eta, _ = pg.igt_schedule(t, 1.0, 0.05)
+        eta, _ = pg_estimators.igt_schedule(t, 1.0, 0.05)
         thetas.append(eta * rec.points[t] + (1 - eta) * thetas[-1])
     for t in range(len(thetas) - 1):
-        _, gamma_t = pg.igt_schedule(t, 1.0, 0.05)
+        _, gamma_t = pg_estimators.igt_schedule(t, 1.0, 0.05)
         assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(gamma_t, rel=1e-9)
     # and the sampled points are not the iterates themselves (extrapolation happens)
     assert (rec.points[3] - thetas[3]).norm() > 1e-3
@@ -279,10 +279,10 @@ def test_igt_extrapolation_eta_flag(tmp_path, monkeypatch):
     # recover the iterates with eta_{t-1} and check the normalised step lengths, as for the paper variant
     thetas = [points[0]]
     for t in range(1, len(points)):
-        eta_prev, _ = pg.igt_schedule(t - 1, 1.0, 0.05)
+        eta_prev, _ = pg_estimators.igt_schedule(t - 1, 1.0, 0.05)
         thetas.append(eta_prev * points[t] + (1 - eta_prev) * thetas[-1])
     for t in range(len(thetas) - 1):
-        assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(pg.igt_schedule(t, 1.0, 0.05)[1], rel=1e-9)
+        assert (thetas[t + 1] - thetas[t]).norm().item() == pytest.approx(pg_estimators.igt_schedule(t, 1.0, 0.05)[1], rel=1e-9)
 
 
 def test_evaluation_frequency_does_not_change_training(tmp_path):
