@@ -78,13 +78,47 @@ def plot_curves(runs: Sequence[Run], out: str | Path, x: str = "env_steps", y: s
     return out
 
 
+def plot_single_run(run: Run, out: str | Path) -> Path:
+    """One run: deterministic evaluation (mean and +-1 std over its episodes) and the training return."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    drawn = 0
+    ev = _curve(run, "eval", "return_mean", "env_steps")
+    if ev is not None:
+        xs, mean = ev
+        std = run.eval.get("return_std", np.zeros_like(mean))[: len(mean)].astype(float)
+        (line,) = ax.plot(xs, mean, marker="o", ms=3, label="evaluation (deterministic), mean +- std")
+        ax.fill_between(xs, mean - std, mean + std, alpha=0.2, color=line.get_color(), linewidth=0)
+        drawn += 1
+    tr = _curve(run, "metrics", "train_return_mean", "env_steps")
+    if tr is not None:
+        ax.plot(*tr, linestyle="--", label="training episodes (stochastic, last 100)")
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        raise UserError(f"{run.path} has no evaluation or training returns to plot yet")
+    ax.set_title(f"{run.algo} on {run.env}, seed {run.seed}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
+
+
 def finish_run(run_dir: Path) -> Path:
     """Draw the run's convergence plot (evaluation and training return) and print where everything is."""
     from analysis.runs import load_run
 
     run = load_run(Path(run_dir))
-    source = "eval" if len(run.eval.get("env_steps", [])) else "train"
-    png = plot_curves([run], Path(run_dir) / "convergence.png", source=source)
+    png = plot_single_run(run, Path(run_dir) / "convergence.png")
     summary = run.summary
     print(f"run directory: {run_dir}")
     if summary.get("final_eval_return") is not None:

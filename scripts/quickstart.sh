@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export MPLBACKEND=Agg
-python -m algos.bpo --env Humanoid --total-steps 20480 --eval-every 5120 --eval-episodes 5 "$@"
+python -m algos.bpo --env Humanoid --total-steps 51200 --eval-every 10240 --eval-episodes 5 "$@"
