@@ -1,0 +1,261 @@
+"""HDPO vs PPO on one S2 (lost sales, Poisson(5) demand) instance: cost vs wall-clock time and vs samples.
+
+    python -m paper_figs.hdpo_vs_ppo --scale smoke     # about a minute on 2 cores: proves the pipeline
+    python -m paper_figs.hdpo_vs_ppo --scale small     # about 10 minutes on 2 cores
+    python -m paper_figs.hdpo_vs_ppo --scale small --lead-time 2 --underage-cost 19 --seeds 2
+
+Both methods run in this process, one after the other (so neither competes with the other for the CPU),
+with one torch thread each. The common unit is the average cost per period per store:
+  * HDPO: the run's own test cost (`algos.hdpo`: its test scenarios, warm-up excluded, orders rounded for
+    Poisson demand), as a curve (metrics.csv test_cost) and for the final, best-dev policy (summary.json).
+  * PPO, final policy: its checkpoint (deterministic mean action, clipped to the env's [0, max_order],
+    observation normalizer applied) is evaluated in the batched simulator on exactly HDPO's test scenarios,
+    with the same warm-up and the same rounding. This is the number in the table.
+  * PPO, curve: only its own eval episodes exist during training, so the curve is
+    -return_mean / length_mean of eval.csv. An episode return is -(sum over all its periods of the cost per
+    store), warm-up included, from a near-empty start (initial stock U(0,1) x mean), orders not rounded:
+    it is the same unit but a different (upward-biased, noisier) estimate; drawn dashed.
+Samples: HDPO counts simulated periods x paths of training rollouts (epochs x n_train x train_periods);
+PPO counts env steps. Evaluation rollouts are counted by neither. Wall time is the run logger's clock
+(setup of scenarios and of the optimum excluded for both).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from algos import hdpo
+from algos.ppo import PPOConfig, ppo_loss, presets
+from analysis.runs import load_run
+from classic_rl.config import parse_config, require, run_cli
+from classic_rl.networks import ActorCritic
+from classic_rl.normalize import ObsNormalizer
+from classic_rl.onpolicy import train_on_policy
+from classic_rl.runlog import atomic_write_json, atomic_write_text
+from classic_rl.utils import load_checkpoint, resolve_device
+from envs.inventory import GYM_IDS
+from envs.inventory import settings as st
+from envs.inventory.simulator import routing
+
+SCALES = {
+    "smoke": dict(
+        hdpo=dict(n_train=512, batch_size=256, n_dev=256, n_test=256, dev_periods=60, dev_ignore=20,
+                  test_periods=200, test_ignore=60, epochs=30, dev_every=3),
+        ppo=dict(total_steps=20480, eval_every=4096, eval_episodes=2)),
+    "small": dict(
+        hdpo=dict(n_train=4096, batch_size=1024, n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300,
+                  epochs=300, dev_every=10, patience=100, time_limit=2.5),
+        ppo=dict(total_steps=1_000_000, eval_every=50_000, eval_episodes=10)),
+}
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """Train HDPO and PPO on the same S2 instance and plot cost vs wall time and vs samples."""
+
+    scale: Literal["smoke", "small"] = "smoke"
+    """smoke (about a minute on 2 cores) or small (about 10 minutes)"""
+    lead_time: int = 4
+    """lead time L of the S2 instance (the optimum line needs L <= 4)"""
+    underage_cost: float = 9.0
+    """underage (lost-sales) cost p of the S2 instance"""
+    seeds: int = 1
+    """number of seeds per method (seeds 1..n)"""
+    out: str = ""
+    """output folder for the figure, table and results (default paper_figs/out/hdpo_vs_ppo-<scale>)"""
+    run_dir: str = "runs"
+    """root of the training run directories"""
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """device of both methods (CPU by default: PPO steps a CPU env, so a GPU helps neither much here)"""
+
+    def validate(self) -> None:
+        require(self.lead_time >= 1, "--lead-time must be >= 1 for lost sales")
+        require(self.underage_cost > 0, "--underage-cost must be positive")
+        require(self.seeds >= 1, "--seeds must be >= 1")
+
+
+# ---------------------------------------------------------------- unit conversion (pure functions)
+def episode_return_to_cost(return_mean: np.ndarray, length_mean: np.ndarray) -> np.ndarray:
+    """Cost per period per store of a gym episode: the env's reward is -(cost per store) each period, so
+    the return is -(sum of per-store costs over the episode) and the per-period cost is -return / length."""
+    return -np.asarray(return_mean, dtype=float) / np.asarray(length_mean, dtype=float)
+
+
+def gym_env_id(lead_time: int, underage_cost: float) -> str:
+    """The registered id for the S2 instance (the default id for L=4, p=9; else one registered here with
+    the instance's kwargs, which only this process knows about: that is why PPO runs in-process)."""
+    default = next(k for k, v in GYM_IDS.items() if v == "lost_sales")
+    if (lead_time, underage_cost) == (4, 9.0):
+        return default
+    env_id = f"InventoryLostSales-L{lead_time}-p{underage_cost:g}-v0"
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point="envs.inventory.gym_env:InventoryEnv",
+                     kwargs={"setting": "lost_sales", "lead_time": lead_time, "underage_cost": underage_cost})
+    return env_id
+
+
+class PPOOrderPolicy(torch.nn.Module):
+    """A trained PPO actor as a simulator policy `policy(x, t) -> orders`: the gym observation is the
+    flattened simulator state, and the env clips orders to [0, max_order], so this does the same."""
+
+    def __init__(self, model: ActorCritic, obs_norm: ObsNormalizer, max_order: float):
+        super().__init__()
+        self.model, self.obs_norm, self.max_order = model, obs_norm, max_order
+
+    def forward(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        obs = self.obs_norm(x.reshape(x.shape[0], -1))
+        return self.model.act(obs, deterministic=True)[0].clamp(0.0, self.max_order)
+
+
+def load_ppo_policy(run_dir: Path, env_id: str, device) -> PPOOrderPolicy:
+    stored = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+    env = gym.make(env_id)
+    model = ActorCritic(env.observation_space, env.action_space, stored["hidden_sizes"], stored["activation"],
+                        stored["ortho_init"], stored["log_std_init"], stored["head_hidden"]).to(device)
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / "latest.pt", map_location=device)
+    model.load_state_dict(ckpt["model"])
+    obs_norm = ObsNormalizer(env.observation_space.shape, stored["normalize_obs"], device)
+    obs_norm.load_state_dict(ckpt["obs_norm"])
+    max_order = float(env.unwrapped.max_order)
+    env.close()
+    return PPOOrderPolicy(model.eval(), obs_norm, max_order)
+
+
+def simulator_test_cost(policy, hcfg: hdpo.HDPOConfig) -> float:
+    """Cost of `policy` on HDPO's test scenarios of this config (same seed, warm-up and rounding)."""
+    device = resolve_device(hcfg.device)
+    net = st.make_network("lost_sales", hcfg.lead_time, hcfg.underage_cost)
+    test_set = st.make_test(net, hcfg.n_test, hcfg.test_periods, hcfg.test_ignore, device=device)
+    net = net.to(device)
+    round_test = hcfg.round_test == "yes" or (hcfg.round_test == "auto" and net.demand["kind"] == "poisson")
+    return hdpo.evaluate(net, policy, test_set, routing(net), round_test)
+
+
+# ---------------------------------------------------------------- runs
+def hdpo_config(cfg: CompareConfig, seed: int) -> hdpo.HDPOConfig:
+    return hdpo.HDPOConfig(setting="lost_sales", lead_time=cfg.lead_time, underage_cost=cfg.underage_cost,
+                           policy="mlp", seed=seed, device=cfg.device, run_dir=cfg.run_dir, progress=False,
+                           torch_threads=1, reference=cfg.lead_time <= 4, **SCALES[cfg.scale]["hdpo"])
+
+
+def run_hdpo(cfg: CompareConfig, seed: int) -> dict:
+    summary = hdpo.train(hdpo_config(cfg, seed))
+    run = load_run(Path(summary["run_dir"]))
+    m = run.metrics
+    return {"method": "HDPO", "seed": seed, "run_dir": summary["run_dir"], "final_cost": summary["test_cost"],
+            "wall": np.asarray(m["wall_time"], float), "samples": np.asarray(m["env_steps"], float),
+            "cost": np.asarray(m["test_cost"], float), "reference": summary["reference"],
+            "final_wall": float(m["wall_time"][-1]), "final_samples": float(m["env_steps"][-1])}
+
+
+def run_ppo(cfg: CompareConfig, seed: int) -> dict:
+    env_id = gym_env_id(cfg.lead_time, cfg.underage_cost)
+    argv = ["--env", env_id, "--seed", str(seed), "--run-dir", cfg.run_dir, "--device", cfg.device,
+            "--torch-threads", "1", "--no-progress"]
+    for key, value in SCALES[cfg.scale]["ppo"].items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    pcfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
+    run_dir = train_on_policy(pcfg, "ppo", ppo_loss)
+    print(f"run dir: {run_dir}")
+    run = load_run(Path(run_dir))
+    e = run.eval
+    curve = episode_return_to_cost(e["return_mean"], e["length_mean"])
+    policy = load_ppo_policy(run_dir, env_id, resolve_device(cfg.device))
+    final = simulator_test_cost(policy, hdpo_config(cfg, seed))
+    return {"method": "PPO", "seed": seed, "run_dir": str(run_dir), "final_cost": final,
+            "final_episode_cost": float(curve[-1]),
+            "wall": np.asarray(e["wall_time"], float), "samples": np.asarray(e["env_steps"], float),
+            "cost": curve, "final_wall": float(e["wall_time"][-1]), "final_samples": float(e["env_steps"][-1])}
+
+
+# ---------------------------------------------------------------- table and figure
+def table(results: list[dict], reference: float | None) -> str:
+    gap = (lambda c: f"{100 * (c - reference) / reference:.2f}") if reference else (lambda c: "-")
+    lines = ["| method | seed | final test cost | gap to optimum (%) | wall time (s) | samples | "
+             "cost from eval episodes (warm-up incl.) |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        episode = f"{r['final_episode_cost']:.3f}" if "final_episode_cost" in r else "-"
+        lines.append(f"| {r['method']} | {r['seed']} | {r['final_cost']:.4f} | {gap(r['final_cost'])} | "
+                     f"{r['final_wall']:.1f} | {r['final_samples']:.3g} | {episode} |")
+    for method in ("HDPO", "PPO"):
+        rs = [r for r in results if r["method"] == method]
+        if len(rs) > 1:
+            c = float(np.mean([r["final_cost"] for r in rs]))
+            lines.append(f"| {method} | mean of {len(rs)} | {c:.4f} | {gap(c)} | "
+                         f"{np.mean([r['final_wall'] for r in rs]):.1f} | "
+                         f"{np.mean([r['final_samples'] for r in rs]):.3g} | |")
+    ref = f"{reference:.4f}" if reference else "not computed (L > 4)"
+    return "\n".join(lines) + f"\n\noptimum (value iteration): {ref}\n"
+
+
+def draw(results: list[dict], reference: float | None, title: str, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    colors = {"HDPO": "tab:blue", "PPO": "tab:orange"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, x, xlabel in ((axes[0], "wall", "wall-clock seconds (1 CPU thread)"),
+                          (axes[1], "samples", "simulated samples (HDPO: periods x paths; PPO: env steps)")):
+        for i, r in enumerate(results):
+            first = i == next(j for j, s in enumerate(results) if s["method"] == r["method"])
+            style = "-" if r["method"] == "HDPO" else "--"
+            label = ("HDPO (test cost)" if r["method"] == "HDPO" else "PPO (eval episodes, warm-up incl.)")
+            ax.plot(np.maximum(r[x], 1.0) if x == "samples" else r[x], r["cost"], style,
+                    color=colors[r["method"]], alpha=0.8, label=label if first else None)
+            ax.plot(max(r[f"final_{x}"], 1.0) if x == "samples" else r[f"final_{x}"], r["final_cost"], "*", ms=12, color=colors[r["method"]],
+                    markeredgecolor="k", label=f"{r['method']} final, common test" if first else None)
+        if reference:
+            ax.axhline(reference, color="k", lw=1, ls=":", label=f"optimum {reference:.3f}")
+        if x == "samples":
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("cost per period per store")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def compare(cfg: CompareConfig) -> dict:
+    out = Path(cfg.out or f"paper_figs/out/hdpo_vs_ppo-{cfg.scale}")
+    results = []
+    for seed in range(1, cfg.seeds + 1):
+        results.append(run_hdpo(cfg, seed))
+        results.append(run_ppo(cfg, seed))
+    reference = next(r["reference"] for r in results if r["method"] == "HDPO")
+    text = table(results, reference)
+    print(text)
+    title = f"S2 lost sales L={cfg.lead_time}, p={cfg.underage_cost:g}: HDPO vs PPO ({cfg.scale})"
+    png = draw(results, reference, title, out / "hdpo_vs_ppo.png")
+    atomic_write_text(out / "table.md", f"# {title}\n\n{text}")
+    atomic_write_json(out / "results.json", {
+        "config": dataclasses.asdict(cfg), "reference": reference,
+        "runs": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for r in results]})
+    print(f"figure: {png}\ntable: {out / 'table.md'}")
+    return {"results": results, "reference": reference, "figure": png}
+
+
+def main(argv=None) -> None:
+    cfg = parse_config(CompareConfig, argv, prog="python -m paper_figs.hdpo_vs_ppo")
+    compare(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
