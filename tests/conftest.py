@@ -11,6 +11,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests use one torch thread (small ops are fastest so, and much faster on a shared CPU); a test whose
+    code under test changes the process-wide thread count (e.g. --torch-threads) gets it restored."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def run_root(tmp_path):
     return tmp_path / "runs"

@@ -14,15 +14,6 @@ from envs.inventory.simulator import rollout, routing, training_loss
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small per-period ops: one thread is faster, and much faster on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def scenarios64(net, n=256, periods=30, ignore=10):
     train, _ = st.make_train_dev(net, n, 8, periods, ignore, periods, ignore, dtype=F64)
     return train

@@ -11,15 +11,6 @@ from envs.inventory.rules import base_stock_orders
 from envs.inventory.simulator import reported_cost, rollout
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small per-period ops: one thread is faster, and much faster on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def base_stock_cost_formula(level, lead, p, h=1.0, mu=5.0, sigma=1.6):
     """E[h (S - D)^+ + p (D - S)^+], D ~ N((L+1) mu, (L+1) sigma^2): the newsvendor loss of any level S."""
     m, s = (lead + 1) * mu, sigma * math.sqrt(lead + 1)

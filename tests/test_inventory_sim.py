@@ -7,15 +7,6 @@ from envs.inventory import settings as st
 from envs.inventory.simulator import InfeasibleShipment, reported_cost, rollout, routing, step, training_loss
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small per-period ops: one thread is faster, and much faster on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def one_store_net(lead, slots, lost, h=1.0, p=4.0):
     return st.build_network("t", 0, 0, 1, slots, [(-1, 0, lead)], [h], [p], [5.0], [1.0], lost,
                             {"kind": "normal"})
