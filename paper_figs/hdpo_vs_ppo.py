@@ -8,13 +8,13 @@ Both methods run in this process, one after the other (so neither competes with 
 with one torch thread each. The common unit is the average cost per period per store:
   * HDPO: the run's own test cost (`algos.hdpo`: its test scenarios, warm-up excluded, orders rounded for
     Poisson demand), as a curve (metrics.csv test_cost) and for the final, best-dev policy (summary.json).
-  * PPO, final policy: its checkpoint (deterministic mean action, clipped to the env's [0, max_order],
-    observation normalizer applied) is evaluated in the batched simulator on exactly HDPO's test scenarios,
-    with the same warm-up and the same rounding. This is the number in the table.
-  * PPO, curve: only its own eval episodes exist during training, so the curve is
-    -return_mean / length_mean of eval.csv. An episode return is -(sum over all its periods of the cost per
-    store), warm-up included, from a near-empty start (initial stock U(0,1) x mean), orders not rounded:
-    it is the same unit but a different (upward-biased, noisier) estimate; drawn dashed.
+  * PPO: trained in chunks (one run resumed from its checkpoint after each chunk); every chunk's
+    checkpoint (deterministic mean action clipped to the env's [0, max_order], observation normalizer
+    applied) is evaluated in the batched simulator on exactly HDPO's test scenarios, with the same warm-up
+    and the same rounding. The last one is the number in the table.
+  * PPO's own eval episodes are drawn too (dotted) as -return_mean / length_mean of eval.csv: an episode
+    return is -(sum over all its periods of the cost per store), warm-up included, from a near-empty start
+    (initial stock U(0,1) x mean), orders not rounded. Same unit, different (upward-biased) estimate.
 Samples: HDPO counts simulated periods x paths of training rollouts (epochs x n_train x train_periods);
 PPO counts env steps. Evaluation rollouts are counted by neither. Wall time is the run logger's clock
 (setup of scenarios and of the optimum excluded for both).
@@ -34,7 +34,7 @@ import torch
 from algos import hdpo
 from algos.ppo import PPOConfig, ppo_loss, presets
 from analysis.runs import load_run
-from classic_rl.config import parse_config, require, run_cli
+from classic_rl.config import explicit_fields, parse_config, require, run_cli
 from classic_rl.networks import ActorCritic
 from classic_rl.normalize import ObsNormalizer
 from classic_rl.onpolicy import train_on_policy
@@ -48,11 +48,11 @@ SCALES = {
     "smoke": dict(
         hdpo=dict(n_train=512, batch_size=256, n_dev=256, n_test=256, dev_periods=60, dev_ignore=20,
                   test_periods=200, test_ignore=60, epochs=30, dev_every=3),
-        ppo=dict(total_steps=20480, eval_every=4096, eval_episodes=2)),
+        ppo=dict(total_steps=20480, stages=4, eval_every=4096, eval_episodes=2)),
     "small": dict(
         hdpo=dict(n_train=4096, batch_size=1024, n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300,
-                  epochs=300, dev_every=10, patience=100, time_limit=2.5),
-        ppo=dict(total_steps=1_000_000, eval_every=50_000, eval_episodes=10)),
+                  epochs=600, dev_every=20, patience=200, time_limit=2.5),
+        ppo=dict(total_steps=1_000_000, stages=10, eval_every=50_000, eval_episodes=10)),
 }
 
 
@@ -156,23 +156,36 @@ def run_hdpo(cfg: CompareConfig, seed: int) -> dict:
 
 
 def run_ppo(cfg: CompareConfig, seed: int) -> dict:
+    """PPO in `stages` equal chunks: one run, resumed from its checkpoint after each chunk (optimizer, rng,
+    normalizers and env states restored), so the checkpoint of every chunk end is evaluated on the common
+    test scenarios. The simulator evaluations happen between chunks, outside PPO's wall clock."""
     env_id = gym_env_id(cfg.lead_time, cfg.underage_cost)
-    argv = ["--env", env_id, "--seed", str(seed), "--run-dir", cfg.run_dir, "--device", cfg.device,
+    ppo = dict(SCALES[cfg.scale]["ppo"])
+    stages, total = ppo.pop("stages"), ppo.pop("total_steps")
+    require(total % stages == 0, "PPO total_steps must be a multiple of its stages")
+    base = ["--env", env_id, "--seed", str(seed), "--run-dir", cfg.run_dir, "--device", cfg.device,
             "--torch-threads", "1", "--no-progress"]
-    for key, value in SCALES[cfg.scale]["ppo"].items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    pcfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
-    run_dir = train_on_policy(pcfg, "ppo", ppo_loss)
-    print(f"run dir: {run_dir}")
-    run = load_run(Path(run_dir))
-    e = run.eval
-    curve = episode_return_to_cost(e["return_mean"], e["length_mean"])
-    policy = load_ppo_policy(run_dir, env_id, resolve_device(cfg.device))
-    final = simulator_test_cost(policy, hdpo_config(cfg, seed))
-    return {"method": "PPO", "seed": seed, "run_dir": str(run_dir), "final_cost": final,
-            "final_episode_cost": float(curve[-1]),
-            "wall": np.asarray(e["wall_time"], float), "samples": np.asarray(e["env_steps"], float),
-            "cost": curve, "final_wall": float(e["wall_time"][-1]), "final_samples": float(e["env_steps"][-1])}
+    for key, value in ppo.items():
+        base += [f"--{key.replace('_', '-')}", str(value)]
+    device, hcfg = resolve_device(cfg.device), hdpo_config(cfg, seed)
+    run_dir, wall, samples, cost = None, [], [], []
+    for stage in range(1, stages + 1):
+        argv = base + ["--total-steps", str(stage * total // stages)]
+        argv += ["--resume", str(run_dir)] if run_dir else []
+        pcfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
+        run_dir = train_on_policy(pcfg, "ppo", ppo_loss, explicit=explicit_fields(PPOConfig, argv))
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        wall.append(float(summary["wall_time"]))
+        samples.append(float(summary["env_steps"]))
+        cost.append(simulator_test_cost(load_ppo_policy(run_dir, env_id, device), hcfg))
+        print(f"ppo seed {seed}: {samples[-1]:.0f} steps, {wall[-1]:.1f} s, test cost {cost[-1]:.4f}")
+    e = load_run(Path(run_dir)).eval
+    episode_cost = episode_return_to_cost(e["return_mean"], e["length_mean"])
+    return {"method": "PPO", "seed": seed, "run_dir": str(run_dir), "final_cost": cost[-1],
+            "final_episode_cost": float(episode_cost[-1]),
+            "wall": np.array(wall), "samples": np.array(samples), "cost": np.array(cost),
+            "episode_wall": np.asarray(e["wall_time"], float), "episode_cost": episode_cost,
+            "episode_samples": np.asarray(e["env_steps"], float), "final_wall": wall[-1], "final_samples": samples[-1]}
 
 
 # ---------------------------------------------------------------- table and figure
@@ -208,18 +221,22 @@ def draw(results: list[dict], reference: float | None, title: str, out_png: Path
                           (axes[1], "samples", "simulated samples (HDPO: periods x paths; PPO: env steps)")):
         for i, r in enumerate(results):
             first = i == next(j for j, s in enumerate(results) if s["method"] == r["method"])
-            style = "-" if r["method"] == "HDPO" else "--"
-            label = ("HDPO (test cost)" if r["method"] == "HDPO" else "PPO (eval episodes, warm-up incl.)")
-            ax.plot(np.maximum(r[x], 1.0) if x == "samples" else r[x], r["cost"], style,
-                    color=colors[r["method"]], alpha=0.8, label=label if first else None)
-            ax.plot(max(r[f"final_{x}"], 1.0) if x == "samples" else r[f"final_{x}"], r["final_cost"], "*", ms=12, color=colors[r["method"]],
-                    markeredgecolor="k", label=f"{r['method']} final, common test" if first else None)
+            color = colors[r["method"]]
+            ax.plot(r[x], r["cost"], "-o", ms=3, color=color, alpha=0.8,
+                    label=f"{r['method']} (common test scenarios)" if first else None)
+            ax.plot(r[f"final_{x}"], r["final_cost"], "*", ms=12, color=color, markeredgecolor="k",
+                    label=f"{r['method']} final" if first else None)
+            if "episode_cost" in r:
+                keep = r["episode_samples"] > 0  # the initial policy has no place on a log axis
+                ax.plot(r[f"episode_{x}"][keep], r["episode_cost"][keep], ":", color=color, alpha=0.6,
+                        label="PPO eval episodes (warm-up incl.)" if first else None)
         if reference:
             ax.axhline(reference, color="k", lw=1, ls=":", label=f"optimum {reference:.3f}")
         if x == "samples":
             ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("cost per period per store")

@@ -105,7 +105,7 @@ def test_tiny_end_to_end_writes_figure_and_consistent_table(tmp_path, monkeypatc
     monkeypatch.setitem(hvp.SCALES, "smoke", dict(
         hdpo=dict(n_train=128, batch_size=64, n_dev=64, n_test=64, train_periods=30, train_ignore=10,
                   dev_periods=30, dev_ignore=10, test_periods=60, test_ignore=20, epochs=4, dev_every=2),
-        ppo=dict(total_steps=1024, eval_every=512, eval_episodes=1, n_steps=256)))
+        ppo=dict(total_steps=1024, stages=2, eval_every=512, eval_episodes=1, n_steps=256)))
     out = tmp_path / "out"
     hvp.main(["--scale", "smoke", "--lead-time", "2", "--underage-cost", "4", "--run-dir", str(tmp_path / "runs"),
               "--out", str(out)])
@@ -121,13 +121,16 @@ def test_tiny_end_to_end_writes_figure_and_consistent_table(tmp_path, monkeypatc
     # PPO: trained on the L=2, p=4 env; its final cost is its checkpoint on HDPO's test scenarios
     ppo_dir = Path(runs["PPO"]["run_dir"])
     assert json.loads((ppo_dir / "config.json").read_text())["config"]["env"] == "InventoryLostSales-L2-p4-v0"
-    assert runs["PPO"]["final_samples"] == 1024
+    assert runs["PPO"]["samples"] == [512, 1024] and runs["PPO"]["final_samples"] == 1024  # 2 chunks, one run
+    assert runs["PPO"]["wall"][0] < runs["PPO"]["wall"][1]  # the resumed run's clock goes on
     net = st.make_network("lost_sales", 2, 4.0)
     test = st.make_test(net, 64, 60, 20)
     policy = hvp.load_ppo_policy(ppo_dir, "InventoryLostSales-L2-p4-v0", "cpu")
     assert runs["PPO"]["final_cost"] == pytest.approx(hdpo.evaluate(net, policy, test, routing(net), True))
+    assert runs["PPO"]["cost"][-1] == runs["PPO"]["final_cost"]
     eval_csv = np.genfromtxt(ppo_dir / "eval.csv", delimiter=",", names=True, dtype=None, encoding=None)
-    assert runs["PPO"]["cost"] == pytest.approx((-eval_csv["return_mean"] / eval_csv["length_mean"]).tolist())
+    assert eval_csv["env_steps"].tolist() == [0, 512, 1024]
+    assert runs["PPO"]["episode_cost"] == pytest.approx((-eval_csv["return_mean"] / eval_csv["length_mean"]).tolist())
     table = (out / "table.md").read_text()
     gap = 100 * (runs["PPO"]["final_cost"] - saved["reference"]) / saved["reference"]
     assert f"| PPO | 1 | {runs['PPO']['final_cost']:.4f} | {gap:.2f} |" in table
