@@ -130,3 +130,12 @@ def test_missing_resume_dir_and_corrupted_checkpoint(tmp_path, capsys):
     assert run_cli(bpo.main, ["--resume", str(run), "--total-steps", "256"]) == 2
     assert "corrupted" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_async_envs_train_and_resume_restarts_episodes(tmp_path):
+    args = ["--env", "CartPole", "--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1",
+            "--eval-every", "0", "--eval-episodes", "1", "--no-progress", "--async-envs"]
+    assert run_cli(ppo.main, [*args, "--total-steps", "64", "--run-dir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    assert run_cli(ppo.main, ["--resume", str(run), "--total-steps", "128", "--no-progress"]) == 0
+    assert [int(r["env_steps"]) for r in read_rows(run / "metrics.csv")] == [64, 128]
