@@ -46,21 +46,23 @@ def _find(env: gym.Env, cls: type) -> Any:
 class Snapshot(gym.Wrapper):
     """Outermost wrapper with get_state()/set_state() so a vector env can be checkpointed exactly.
 
-    Supported: MuJoCo envs (qpos, qvel, act, time, RNG, time-limit counter, episode stats) and any env
-    whose whole state is its np_random plus plain attributes listed by `snapshot_attrs`. Other envs
-    return None, and the trainer restarts their episodes on resume (a documented, logged approximation).
+    Supported: MuJoCo envs (qpos, qvel, act, time) and any env whose unwrapped class defines
+    `get_sim_state()` / `set_sim_state(state)` returning plain lists and numbers (the project's simulators);
+    on top of that the env's np_random, the time-limit counter and the episode statistics. Other envs
+    (Atari) return None, and the trainer restarts their episodes on resume (documented).
     """
 
     def get_state(self) -> dict[str, Any] | None:
         base = self.env.unwrapped
         state: dict[str, Any] = {}
         data = getattr(base, "data", None)
-        if data is None or not hasattr(data, "qpos"):
+        if data is not None and hasattr(data, "qpos"):
+            state["mujoco"] = {"qpos": np.array(data.qpos).tolist(), "qvel": np.array(data.qvel).tolist(),
+                               "act": np.array(data.act).tolist(), "time": float(data.time)}
+        elif hasattr(base, "get_sim_state"):
+            state["sim"] = base.get_sim_state()
+        else:
             return None
-        state["qpos"] = np.array(data.qpos).tolist()
-        state["qvel"] = np.array(data.qvel).tolist()
-        state["act"] = np.array(data.act).tolist()
-        state["time"] = float(data.time)
         state["np_random"] = json.dumps(base.np_random.bit_generator.state)
         limit = _find(self.env, gym.wrappers.TimeLimit)
         state["elapsed"] = int(limit._elapsed_steps) if limit is not None and limit._elapsed_steps is not None else 0
@@ -70,15 +72,19 @@ class Snapshot(gym.Wrapper):
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        import mujoco
-
         base = self.env.unwrapped
-        base.data.qpos[:] = state["qpos"]
-        base.data.qvel[:] = state["qvel"]
-        if len(state["act"]):
-            base.data.act[:] = state["act"]
-        base.data.time = state["time"]
-        mujoco.mj_forward(base.model, base.data)
+        if "mujoco" in state:
+            import mujoco
+
+            sim = state["mujoco"]
+            base.data.qpos[:] = sim["qpos"]
+            base.data.qvel[:] = sim["qvel"]
+            if len(sim["act"]):
+                base.data.act[:] = sim["act"]
+            base.data.time = sim["time"]
+            mujoco.mj_forward(base.model, base.data)
+        else:
+            base.set_sim_state(state["sim"])
         base.np_random.bit_generator.state = json.loads(state["np_random"])
         limit = _find(self.env, gym.wrappers.TimeLimit)
         if limit is not None:

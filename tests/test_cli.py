@@ -61,8 +61,10 @@ def test_smoke_run_writes_complete_run_directory(module, env, extra, run_root):
     assert (run / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_same_seed_same_numbers_and_resume_continues_the_same_run(tmp_path):
-    base = ["--env", "Hopper", *TINY_MUJOCO]
+@pytest.mark.parametrize("env", ["Hopper", "InventoryLostSales-v0"])
+def test_same_seed_same_numbers_and_resume_continues_the_same_run(env, tmp_path):
+    """MuJoCo state and the project's own simulators (get_sim_state) are restored exactly on resume."""
+    base = ["--env", env, *TINY_MUJOCO]
     full, first, other = tmp_path / "full", tmp_path / "first", tmp_path / "other"
     assert run_cli(ppo.main, [*base, "--total-steps", "384", "--run-dir", str(full)]) == 0
     assert run_cli(ppo.main, [*base, "--total-steps", "384", "--run-dir", str(other)]) == 0

@@ -41,6 +41,14 @@ class InventoryEnv(gym.Env):
         d = self.np_random.normal(self._mean, self._std)
         return np.clip(d, 0, None) if self.net.demand.get("clip") else d
 
+    # Exact resume (envs.wrappers.Snapshot): the simulator state besides np_random, as plain lists.
+    def get_sim_state(self) -> dict:
+        return {"x": self._x.tolist(), "t": self._t}
+
+    def set_sim_state(self, state: dict) -> None:
+        self._x = torch.tensor(state["x"], dtype=torch.float32)
+        self._t = int(state["t"])
+
     def _obs(self) -> np.ndarray:
         return self._x.reshape(-1).numpy().astype(np.float32)
 
