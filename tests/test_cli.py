@@ -61,7 +61,7 @@ def test_smoke_run_writes_complete_run_directory(module, env, extra, run_root):
     assert (run / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("env", ["Hopper", "InventoryLostSales-v0"])
+@pytest.mark.parametrize("env", ["Hopper", "InventoryLostSales-v0", "LotSizing-15x5"])
 def test_same_seed_same_numbers_and_resume_continues_the_same_run(env, tmp_path):
     """MuJoCo state and the project's own simulators (get_sim_state) are restored exactly on resume."""
     base = ["--env", env, *TINY_MUJOCO]

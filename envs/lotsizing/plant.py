@@ -112,6 +112,14 @@ class LotSizingEnv(gym.Env):
         self.t = 0
         return self._obs(), {"inventory": self.inventory.copy(), "setups": self.setups.copy()}
 
+    # Exact resume (envs.wrappers.Snapshot): the plant's state besides np_random, as plain lists.
+    def get_sim_state(self) -> dict:
+        return {"inventory": self.inventory.tolist(), "setups": self.setups.tolist(),
+                "demand": self.demand.tolist(), "t": self.t}
+
+    def set_sim_state(self, state: dict) -> None:
+        self.set_state(state["inventory"], state["setups"], state["demand"], state["t"])
+
     def set_state(self, inventory, setups, demand, t: int = 0) -> None:
         """Load an explicit state and demand path (tests and the batched-env cross-check)."""
         self.inventory = np.asarray(inventory, dtype=np.int64).copy()
