@@ -333,7 +333,6 @@ class StockPolicy:
     def lookup(self, t: int, s: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(action, found) for a batch of (s, c) at time t, computed on s's device without host copies;
         found is False where (s, c) is not an augmented state the DP enumerated."""
-        L = self.graph.levels[t]
         acc = c * self.graph.mdp.gamma ** t - self.c0      # = reward collected so far, by the invariant
         keys = s.long() * (1 << 42) + torch.round(acc * 1e6).long()     # same encoding as _keys
         table, actions = self._tables(t, s.device)

@@ -241,10 +241,10 @@ def train_on_policy(cfg: OnPolicyConfig, algo: str, loss_fn: LossFn, extra_heads
                         buffer.truncation_values[t, torch.as_tensor(cut, device=device)] = truncation_values
                     ended, rets, _ = episode_infos(info)
                     recent_returns = (recent_returns + [float(r) for r in rets[ended]])[-100:]
-            episode_end = torch.as_tensor(terminated_np | truncated_np, device=device)
-            buffer.terminated = torch.as_tensor(terminated_np, device=device)
-            buffer.episode_end = episode_end
-            buffer.rewards = reward_scaler.scale_rollout(torch.as_tensor(rewards_np, device=device), episode_end)
+            buffer.terminated.copy_(torch.as_tensor(terminated_np))
+            buffer.episode_end.copy_(torch.as_tensor(terminated_np | truncated_np))
+            buffer.rewards.copy_(reward_scaler.scale_rollout(torch.as_tensor(rewards_np, device=device),
+                                                             buffer.episode_end))
             with torch.no_grad():
                 last_values = model.value(obs_norm(to_obs(next_obs)))
             buffer.compute_returns(last_values, cfg.gamma, cfg.gae_lambda)

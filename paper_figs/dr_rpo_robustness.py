@@ -79,17 +79,23 @@ def md_table(header, rows) -> str:
                      ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
+def plot_return_vs_shift(results: dict, plt):
+    """One line (mean +- std over replications of the exact test return) per algorithm against the shift."""
+    shifts = [float(x) for x in next(iter(results.values()))["shifts"]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=140)
+    for name, res in results.items():
+        m = np.array([res["shifts"][str(x)]["exact_mean"] for x in shifts])
+        s = np.array([res["shifts"][str(x)]["exact_std"] for x in shifts])
+        (ln,) = ax.plot(shifts, m, marker="o", ms=3, label=name)
+        ax.fill_between(shifts, m - s, m + s, color=ln.get_color(), alpha=0.15)
+    return shifts, fig, ax
+
+
 def linear_section(cfg, sc, out_dir, plt) -> str:
     lines = analytic_lines(simulated_linear_mdp())
     results = {label(a, r): run(cfg, env="LinearMDP", algo=a, rho=r, replications=sc["reps"],
                                 episodes=sc["episodes"], test_episodes=sc["test_episodes"]) for a, r in LINEAR_RUNS}
-    qs = [float(q) for q in next(iter(results.values()))["shifts"]]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=140)
-    for name, res in results.items():
-        m = np.array([res["shifts"][str(q)]["exact_mean"] for q in qs])
-        s = np.array([res["shifts"][str(q)]["exact_std"] for q in qs])
-        (ln,) = ax.plot(qs, m, marker="o", ms=3, label=name)
-        ax.fill_between(qs, m - s, m + s, color=ln.get_color(), alpha=0.15)
+    qs, fig, ax = plot_return_vs_shift(results, plt)
     ax.plot(qs, [lines["non_robust"](q) for q in qs], "k--", lw=1, label="analytic non-robust")
     ax.plot(qs, [lines["robust"](q) for q in qs], "k:", lw=1.5, label="analytic robust")
     ax.set_xlabel("test shift q (goal -> fail at step 1)")
@@ -119,13 +125,7 @@ def linear_section(cfg, sc, out_dir, plt) -> str:
 def put_section(cfg, sc, out_dir, plt) -> str:
     results = {label(a, r): run(cfg, env="AmericanPut", algo=a, rho=r, replications=sc["put_reps"],
                                 episodes=sc["put_episodes"], test_episodes=sc["test_episodes"]) for a, r in PUT_RUNS}
-    ps = [float(p) for p in next(iter(results.values()))["shifts"]]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=140)
-    for name, res in results.items():
-        m = np.array([res["shifts"][str(p)]["exact_mean"] for p in ps])
-        s = np.array([res["shifts"][str(p)]["exact_std"] for p in ps])
-        (ln,) = ax.plot(ps, m, marker="o", ms=3, label=name)
-        ax.fill_between(ps, m - s, m + s, color=ln.get_color(), alpha=0.15)
+    ps, fig, ax = plot_return_vs_shift(results, plt)
     oracle = [next(iter(results.values()))["shifts"][str(p)]["oracle"] for p in ps]
     ax.plot(ps, oracle, "k--", lw=1, label="optimal stopping for the test p")
     ax.axvline(0.5, color="gray", lw=0.5)

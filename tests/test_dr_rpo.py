@@ -7,7 +7,6 @@ import scipy.optimize
 import torch
 
 from algos import dr_rpo
-from classic_rl.config import run_cli
 from envs.linear_mdp import american_put, analytic_lines, optimal_stopping_value, simulated_linear_mdp
 
 

@@ -1,5 +1,4 @@
 """Evaluation harness splits episodes evenly and is repeatable; the sweep runner reports run dirs and failures."""
-import numpy as np
 import torch
 
 from classic_rl.evaluation import Evaluator

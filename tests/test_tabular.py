@@ -1,6 +1,5 @@
 """Finite MDP toolkit: exact evaluation vs independent computations, gridworld dynamics, gym adapter."""
 import gymnasium
-import numpy as np
 import pytest
 import torch
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from envs.tabular.finite_mdp import FiniteMDP
