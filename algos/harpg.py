@@ -12,7 +12,7 @@ Schedules [code: torch/optimizers/STORMHess_optimizer.py]: eta_t = eta0 2/(t+2);
 (normalised) or gamma0 (2/(t+2))^(1/2) (unnormalised).
 
 HVP estimator: unbiased per-trajectory version by default; `--code-faithful-hvp` uses the authors' biased
-product-of-averages version (spec pitfall 5; algos/pg_estimators.hvp_correction documents both).
+product-of-averages version (spec pitfall 5; classic_rl/pg/estimators.hvp_correction documents both).
 
     python -m algos.harpg --env CartPole
     python -m algos.harpg --env LQR --no-normalized
@@ -25,7 +25,7 @@ import sys
 import torch
 
 from algos.pg_common import PGConfig, PGRun, common_presets
-from algos.pg_estimators import harpg_schedule, hvp_correction, normalized_step
+from classic_rl.pg.estimators import harpg_schedule, hvp_correction, normalized_step
 from classic_rl.config import parse_config, run_cli
 
 

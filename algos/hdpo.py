@@ -27,7 +27,7 @@ from classic_rl import UserError
 from classic_rl.config import parse_config, require, run_cli, to_dict
 from classic_rl.runlog import Progress, RunLogger
 from classic_rl.utils import resolve_device, seed_everything, set_torch_threads
-from algos.inventory_policies import default_grad_clip, default_lr, make_policy
+from envs.inventory.policies import default_grad_clip, default_lr, make_policy
 from envs.inventory import optimal, settings as st
 from envs.inventory.simulator import reported_cost, rollout, routing, training_loss
 

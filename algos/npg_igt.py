@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 
 from algos.pg_common import PGConfig, PGRun, common_presets
-from algos.pg_estimators import igt_schedule, normalized_step
+from classic_rl.pg.estimators import igt_schedule, normalized_step
 from classic_rl.config import parse_config, run_cli
 
 

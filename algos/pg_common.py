@@ -1,6 +1,6 @@
 """Config, presets and the run scaffold shared by vanilla PG, NSGDM, N-PG-IGT and (N)-HARPG.
 
-The estimators, samplers, policies and schedules they use live in algos/pg_estimators.py.
+The estimators, samplers, policies and schedules they use live in classic_rl/pg/estimators.py.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from algos.pg_estimators import (CategoricalMLPPolicy, FlatPolicy, GaussianMLPPolicy, LinearFeatureBaseline, LinearGaussianPolicy, SampleCounter, TrajBatch, discounted_reward_to_go, gpomdp_gradient, gpomdp_weights, sample_batched, sample_gym)
+from classic_rl.pg.estimators import (CategoricalMLPPolicy, FlatPolicy, GaussianMLPPolicy, LinearFeatureBaseline, LinearGaussianPolicy, SampleCounter, TrajBatch, discounted_reward_to_go, gpomdp_gradient, gpomdp_weights, sample_batched, sample_gym)
 from classic_rl import UserError
 from classic_rl.config import RunConfig, require, to_dict
 from classic_rl.runlog import Progress, RunLogger

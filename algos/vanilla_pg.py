@@ -5,7 +5,7 @@ variant NSGDM: the baselines N-PG-IGT and (N)-HARPG are compared with (Fatkhulli
     nsgdm : d_t = (1 - eta_t) d_{t-1} + eta_t g_t,               eta_t = eta0 (2/(t+2))^(2/3)
             theta_{t+1} = theta_t + gamma_t d_t / ||d_t||,        gamma_t = gamma0 * 2/(t+2)
 [code: aabkn/Stochastic-Policy-Gradient-Methods, torch/optimizers/SGDM_optimizer.py]. g_t is the paper's
-GPOMDP estimate on one batch sampled at theta_t (algos/pg_estimators.py documents the discounting convention).
+GPOMDP estimate on one batch sampled at theta_t (classic_rl/pg/estimators.py documents the discounting convention).
 
     python -m algos.vanilla_pg --env CartPole
     python -m algos.vanilla_pg --env LQR --variant nsgdm
@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from algos.pg_common import PGConfig, PGRun, common_presets, peek_flag
-from algos.pg_estimators import normalized_step, nsgdm_schedule, sgd_schedule
+from classic_rl.pg.estimators import normalized_step, nsgdm_schedule, sgd_schedule
 from classic_rl.config import parse_config, run_cli
 
 

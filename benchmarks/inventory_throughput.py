@@ -16,7 +16,7 @@ import time
 import torch
 
 from algos.hdpo import HDPOConfig, train
-from algos.inventory_policies import make_policy
+from envs.inventory.policies import make_policy
 from classic_rl import UserError
 from classic_rl.config import parse_config, run_cli
 from envs.inventory import settings as st

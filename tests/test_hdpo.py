@@ -7,7 +7,7 @@ import torch
 
 from algos import hdpo
 from classic_rl.config import run_cli
-from algos.inventory_policies import GNN, BaseStock, SymmetryAware, VanillaMLP, make_policy
+from envs.inventory.policies import GNN, BaseStock, SymmetryAware, VanillaMLP, make_policy
 from envs.inventory import optimal, settings as st
 from envs.inventory.simulator import rollout, routing, training_loss
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from algos import harpg, npg_igt, pg_common as pg, pg_estimators, vanilla_pg
+from algos import harpg, npg_igt, pg_common as pg, vanilla_pg
+from classic_rl.pg import estimators as pg_estimators
 from envs import lqr
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import jacfwd
 
-from algos import pg_estimators as pg
+from classic_rl.pg import estimators as pg
 from envs import lqr
 
 

@@ -1,7 +1,7 @@
 """Classical order rules as pure tensor functions (base-stock, echelon-stock).
 
 They are shared by the optimum computations (optimal.py) and the trainable policy classes
-(algos/inventory_policies.py), so the reference policy and the learned baseline are the same code.
+(envs/inventory/policies.py), so the reference policy and the learned baseline are the same code.
 """
 from __future__ import annotations
 
