@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.onpolicy import OnPolicyConfig, train_on_policy
-from envs.registry import env_family, resolve_env_id, short_name
+from envs.registry import env_family, make_vec_env, resolve_env_id, short_name
 
 
 @dataclass
@@ -125,14 +125,13 @@ def bpo_loss(model, mb: dict[str, torch.Tensor], cfg: BPOConfig) -> tuple[torch.
 
 def main(argv: Sequence[str] | None = None):
     from analysis.plot import finish_run
-    from classic_rl.config import explicit_fields
 
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(BPOConfig, argv, presets=presets, prog="python -m algos.bpo", description=__doc__)
     heads = ("median",) if cfg.use_median else ()
-    run_dir = train_on_policy(cfg, "bpo", bpo_loss, extra_heads=heads, extra_head_hidden=cfg.median_hidden,
-                              explicit=explicit_fields(BPOConfig, argv))
-    return finish_run(run_dir)
+    run = train_on_policy(cfg, "bpo", bpo_loss, make_vec_env, extra_heads=heads,
+                          extra_head_hidden=cfg.median_hidden, argv=argv)
+    return finish_run(run.path)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.onpolicy import OnPolicyConfig, train_on_policy
-from envs.registry import env_family, resolve_env_id, short_name
+from envs.registry import env_family, make_vec_env, resolve_env_id, short_name
 
 
 @dataclass
@@ -107,13 +107,12 @@ def ppo_loss(model, mb: dict[str, torch.Tensor], cfg: PPOConfig) -> tuple[torch.
 
 
 def main(argv: Sequence[str] | None = None):
-    from classic_rl.config import explicit_fields
     from analysis.plot import finish_run
 
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo", description=__doc__)
-    run_dir = train_on_policy(cfg, "ppo", ppo_loss, explicit=explicit_fields(PPOConfig, argv))
-    return finish_run(run_dir)
+    run = train_on_policy(cfg, "ppo", ppo_loss, make_vec_env, argv=argv)
+    return finish_run(run.path)
 
 
 if __name__ == "__main__":

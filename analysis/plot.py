@@ -114,13 +114,15 @@ def plot_single_run(run: Run, out: str | Path) -> Path:
 
 
 def finish_run(run_dir: Path) -> Path:
-    """Draw the run's convergence plot (evaluation and training return) and print where everything is."""
+    """Draw the run's convergence plot (evaluation and training return) and print the headline and the plot's
+    path (the run session has printed the run directory)."""
     from analysis.runs import load_run
 
     run = load_run(Path(run_dir))
     png = plot_single_run(run, Path(run_dir) / "convergence.png")
     summary = run.summary
-    print(f"run directory: {run_dir}")
+    if summary.get("headline") not in (None, "final_eval_return") and summary.get("headline_value") is not None:
+        print(f"{summary['headline']}: {summary['headline_value']:.6g}")
     if summary.get("final_eval_return") is not None:
         print(f"final evaluation return: {summary['final_eval_return']:.2f}")
     print(f"convergence plot: {png}")

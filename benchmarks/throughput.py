@@ -23,15 +23,16 @@ def run_ours(env: str, steps: int, n_envs: int, device: str, seed: int) -> tuple
     """(env-steps per wall second, env-steps per CPU second of this process)."""
     from algos.ppo import PPOConfig, ppo_loss
     from classic_rl.onpolicy import train_on_policy
+    from envs.registry import make_vec_env
 
     cfg = PPOConfig(env=env, seed=seed, device=device, total_steps=steps, n_envs=n_envs, n_steps=2048 // n_envs,
                     batch_size=64, n_epochs=10, lr=3e-4, hidden_sizes=[64, 64], activation="tanh",
-                    normalize_obs=False, normalize_reward=False, eval_every=0, eval_episodes=0, progress=False,
+                    normalize_obs=False, normalize_reward=False, eval_every=0, eval_episodes=1, progress=False,
                     torch_threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.run_dir = tmp
         start, cpu = time.perf_counter(), time.process_time()
-        train_on_policy(cfg, "ppo", ppo_loss)
+        train_on_policy(cfg, "ppo", ppo_loss, make_vec_env)
         return steps / (time.perf_counter() - start), steps / (time.process_time() - cpu)
 
 

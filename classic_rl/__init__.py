@@ -8,3 +8,13 @@ class UserError(ValueError):
 
     Entry points catch it, print the message without a traceback and exit with status 2.
     """
+
+
+class TrainingDiverged(UserError):
+    """A loss, parameter or statistic became NaN/inf. The run stops, names the quantity and the step, and
+    keeps its directory with `status: diverged` in summary.json (analyses count it as censored). Entry points
+    exit with status 3."""
+
+    def __init__(self, message: str, run_dir: str | None = None):
+        super().__init__(message)
+        self.run_dir = run_dir

@@ -13,12 +13,13 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import sys
 import textwrap
 import typing
 from typing import Any, Callable, Literal, Sequence, TypeVar
 
-from classic_rl import UserError
+from classic_rl import TrainingDiverged, UserError
 
 C = TypeVar("C")
 
@@ -159,9 +160,13 @@ def require(condition: bool, message: str) -> None:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
-    """Run an entry point, turning UserError into a clean 'error: ...' line and exit status 2."""
+    """Run an entry point: a UserError becomes one 'error: ...' line and exit status 2, a diverged run
+    (TrainingDiverged) one 'diverged: ...' line and exit status 3; no traceback."""
     try:
         main(argv)
+    except TrainingDiverged as err:
+        print(f"diverged: {err}", file=sys.stderr)
+        return 3
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -206,9 +211,14 @@ class RunConfig:
         require(self.total_steps > 0, f"--total-steps must be positive, got {self.total_steps}")
         require(self.n_envs > 0, f"--n-envs must be positive, got {self.n_envs}")
         require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
-        require(self.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {self.eval_episodes}")
+        require(self.eval_episodes >= 1, f"--eval-episodes must be >= 1, got {self.eval_episodes}")
         require(self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
         require(self.torch_threads >= 0, f"--torch-threads must be >= 0, got {self.torch_threads}")
+        for f in dataclasses.fields(self):  # inf/nan pass most range checks (`lr > 0`) and then kill the run
+            value = getattr(self, f.name)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+            require(not bad, f"--{f.name.replace('_', '-')} must be finite, got {value}")
 
 
 def explicit_fields(cls: type, argv: Sequence[str]) -> set[str]:

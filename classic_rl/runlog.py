@@ -1,6 +1,6 @@
 """Run directories, CSV/TensorBoard logging and the progress bar.
 
-Contract (DESIGN.md): runs/<algo>/<env>/<seed>-<timestamp>/ with config.json, metrics.csv, eval.csv,
+Contract: runs/<algo>/<env>/<seed>-<timestamp>/ with config.json, metrics.csv, eval.csv,
 summary.json and checkpoints/. Every file is written to a temporary name and renamed into place, so a
 crash never leaves a half-written file, and an existing run directory is never overwritten.
 """
@@ -68,7 +68,10 @@ def safe_name(text: str) -> str:
 def new_run_dir(root: str | os.PathLike, algo: str, env: str, seed: int) -> Path:
     """Create and return a fresh run directory; never reuses an existing one."""
     parent = Path(root) / safe_name(algo) / safe_name(env)
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the run directory under {root}: {err.strerror or err}") from err
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for k in range(1000):
         path = parent / (f"{seed}-{stamp}" + (f"-{k}" if k else ""))
@@ -77,6 +80,8 @@ def new_run_dir(root: str | os.PathLike, algo: str, env: str, seed: int) -> Path
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise UserError(f"cannot create the run directory {path}: {err.strerror or err}") from err
     raise UserError(f"could not create a fresh run directory under {parent}")
 
 

@@ -103,7 +103,8 @@ def make_env_fn(env_id: str, training: bool = True, max_episode_steps: int | Non
 def make_vec_env(env_id: str, n_envs: int, training: bool = True, async_envs: bool = False,
                  max_episode_steps: int | None = None):
     """n copies of the env with same-step autoreset: in this process (LeanSyncVectorEnv, the default) or in
-    subprocesses (gymnasium's AsyncVectorEnv)."""
+    subprocesses (gymnasium's AsyncVectorEnv). `env_id` may be a short name."""
+    env_id = resolve_env_id(env_id)
     fns = [make_env_fn(env_id, training, max_episode_steps) for _ in range(n_envs)]
     if async_envs:
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)

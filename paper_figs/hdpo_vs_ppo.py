@@ -34,13 +34,14 @@ import torch
 from algos import hdpo
 from algos.ppo import PPOConfig, ppo_loss, presets
 from analysis.runs import load_run
-from classic_rl.config import explicit_fields, parse_config, require, run_cli
+from classic_rl.config import parse_config, require, run_cli
 from classic_rl.networks import ActorCritic
 from classic_rl.normalize import ObsNormalizer
 from classic_rl.onpolicy import train_on_policy
 from classic_rl.runlog import atomic_write_json, atomic_write_text
 from classic_rl.utils import load_checkpoint, resolve_device
 from envs.inventory import GYM_IDS
+from envs.registry import make_vec_env
 from envs.inventory import settings as st
 from envs.inventory.simulator import routing
 
@@ -120,9 +121,9 @@ def load_ppo_policy(run_dir: Path, env_id: str, device) -> PPOOrderPolicy:
     model = ActorCritic(env.observation_space, env.action_space, stored["hidden_sizes"], stored["activation"],
                         stored["ortho_init"], stored["log_std_init"], stored["head_hidden"]).to(device)
     ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / "latest.pt", map_location=device)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt["objects"]["model"])
     obs_norm = ObsNormalizer(env.observation_space.shape, stored["normalize_obs"], device)
-    obs_norm.load_state_dict(ckpt["obs_norm"])
+    obs_norm.load_state_dict(ckpt["objects"]["obs_norm"])
     max_order = float(env.unwrapped.max_order)
     env.close()
     return PPOOrderPolicy(model.eval(), obs_norm, max_order)
@@ -175,7 +176,7 @@ def run_ppo(cfg: CompareConfig, seed: int) -> dict:
         argv = base + ["--total-steps", str(stage * total // stages)]
         argv += ["--resume", str(run_dir)] if run_dir else []
         pcfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
-        run_dir = train_on_policy(pcfg, "ppo", ppo_loss, explicit=explicit_fields(PPOConfig, argv))
+        run_dir = train_on_policy(pcfg, "ppo", ppo_loss, make_vec_env, argv=argv).path
         summary = json.loads((Path(run_dir) / "summary.json").read_text())
         wall.append(float(summary["wall_time"]))
         samples.append(float(summary["env_steps"]))

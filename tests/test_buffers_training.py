@@ -4,7 +4,9 @@ import torch
 
 from algos.ppo import PPOConfig
 from classic_rl.buffers import ReplayBuffer, minibatches
-from classic_rl.onpolicy import TrainingDiverged, train_on_policy
+from classic_rl import TrainingDiverged
+from classic_rl.onpolicy import train_on_policy
+from envs.registry import make_vec_env
 
 
 def test_replay_buffer_is_circular_and_samples_stored_transitions():
@@ -37,6 +39,6 @@ def test_nan_loss_stops_the_run_naming_step_and_loss(tmp_path):
         return loss, {"policy_loss": loss.detach()}
 
     cfg = PPOConfig(env="CartPole", total_steps=128, n_steps=64, batch_size=32, n_epochs=1, eval_every=0,
-                    eval_episodes=0, progress=False, run_dir=str(tmp_path))
+                    eval_episodes=1, progress=False, run_dir=str(tmp_path))
     with pytest.raises(TrainingDiverged, match=r"policy_loss.*env step 64"):
-        train_on_policy(cfg, "ppo", nan_loss)
+        train_on_policy(cfg, "ppo", nan_loss, make_vec_env)
