@@ -43,11 +43,16 @@ def _find(env: gym.Env, cls: type) -> Any:
     return env if isinstance(env, cls) else None
 
 
+# scalar episode flags of the classic-control envs besides their `state` array (CartPole, Pendulum)
+CLASSIC_EXTRAS = ("steps_beyond_terminated", "last_u")
+
+
 class Snapshot(gym.Wrapper):
     """Outermost wrapper with get_state()/set_state() so a vector env can be checkpointed exactly.
 
     Supported: MuJoCo envs (qpos, qvel, act, time) and any env whose unwrapped class defines
-    `get_sim_state()` / `set_sim_state(state)` returning plain lists and numbers (the project's simulators);
+    `get_sim_state()` / `set_sim_state(state)` returning plain lists and numbers (the project's simulators),
+    and gymnasium's classic-control envs (their `state` array);
     on top of that the env's np_random, the time-limit counter and the episode statistics. Other envs
     (Atari) return None, and the trainer restarts their episodes on resume (documented).
     """
@@ -61,6 +66,9 @@ class Snapshot(gym.Wrapper):
                                "act": np.array(data.act).tolist(), "time": float(data.time)}
         elif hasattr(base, "get_sim_state"):
             state["sim"] = base.get_sim_state()
+        elif isinstance(getattr(base, "state", None), np.ndarray):  # gymnasium classic control
+            state["classic"] = {"state": base.state.tolist(), "dtype": str(base.state.dtype),
+                                **{k: getattr(base, k) for k in CLASSIC_EXTRAS if hasattr(base, k)}}
         else:
             return None
         state["np_random"] = json.dumps(base.np_random.bit_generator.state)
@@ -83,6 +91,11 @@ class Snapshot(gym.Wrapper):
                 base.data.act[:] = sim["act"]
             base.data.time = sim["time"]
             mujoco.mj_forward(base.model, base.data)
+        elif "classic" in state:
+            classic = dict(state["classic"])
+            base.state = np.array(classic.pop("state"), dtype=classic.pop("dtype"))
+            for key, value in classic.items():
+                setattr(base, key, value)
         else:
             base.set_sim_state(state["sim"])
         base.np_random.bit_generator.state = json.loads(state["np_random"])

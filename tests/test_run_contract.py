@@ -1,0 +1,220 @@
+"""The run contract, checked over every training entry point (like SB3's save/load tests over all algorithms).
+
+For each entry point: a tiny run leaves a complete, parseable run directory with the shared summary schema;
+the same seed gives the same metrics; stopping and resuming equals the uninterrupted run; bad input exits 2
+with an `error:` line and changes no file; a forced NaN stops the run (exit 3) naming the quantity and the
+step; a run killed with SIGKILL after its first checkpoint resumes to a complete directory.
+
+Adding an entry point is one line in CASES. A case's `half` must be an update boundary, and its argv should
+evaluate every `half` steps, so the stopped run's final evaluation is one the whole run also does.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from classic_rl.config import run_cli
+from classic_rl.session import RunSession
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING_COLUMNS = {"wall_time", "fps"}
+SUMMARY_KEYS = {"algo", "env", "seed", "status", "env_steps", "iterations", "wall_time", "fps", "headline",
+                "headline_value", "higher_is_better", "final_eval_return", "warnings"}
+
+
+@dataclass
+class Case:
+    module: str
+    argv: list[str]
+    half: int           # --total-steps of the stopped run (an update boundary)
+    full: int           # --total-steps of the whole run
+    kill_total: int     # a run long enough to be killed after its first checkpoint
+    checkpoint_every: int
+
+
+CARTPOLE_ONPOLICY = ["--env", "CartPole", "--n-envs", "1", "--n-steps", "64", "--batch-size", "32",
+                     "--n-epochs", "1", "--eval-every", "64", "--eval-episodes", "1", "--eval-envs", "1",
+                     "--eval-max-steps", "20", "--no-progress", "--torch-threads", "1"]
+
+CASES = {
+    "ppo": Case("algos.ppo", CARTPOLE_ONPOLICY, 128, 192, 200_000, 64),
+    "bpo": Case("algos.bpo", CARTPOLE_ONPOLICY, 128, 192, 200_000, 64),
+}
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+def only_run(root: Path) -> Path:
+    runs = sorted({p.parent for p in root.rglob("config.json")})
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def call(case: Case, argv: list[str], capsys=None) -> int:
+    """Run the entry point in this process; argparse's SystemExit counts as its exit code."""
+    main = importlib.import_module(case.module).main
+    try:
+        return run_cli(main, argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request) -> Case:
+    return CASES[request.param]
+
+
+def test_tiny_run_leaves_complete_run_directory(case, tmp_path, capsys):
+    assert call(case, [*case.argv, "--total-steps", str(case.half), "--run-dir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    assert f"run directory: {run}" in capsys.readouterr().out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["algo"] == case.module.split(".")[-1] and cfg["config"]["total_steps"] == case.half
+    metrics, evals = read_rows(run / "metrics.csv"), read_rows(run / "eval.csv")
+    assert metrics and evals
+    steps = [int(r["env_steps"]) for r in metrics]
+    assert steps == sorted(set(steps)) and steps[-1] >= case.half
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary), SUMMARY_KEYS - set(summary)
+    assert summary["status"] == "done" and summary["env_steps"] == steps[-1]
+    assert summary["headline_value"] is not None and summary["headline"]
+    assert (run / "checkpoints" / "latest.pt").stat().st_size > 0
+
+
+def test_same_seed_same_numbers_and_resume_equals_uninterrupted(case, tmp_path):
+    roots = {name: tmp_path / name for name in ("a", "b", "resumed")}
+    for name in ("a", "b"):
+        assert call(case, [*case.argv, "--total-steps", str(case.full), "--run-dir", str(roots[name])]) == 0
+    a, b = only_run(roots["a"]), only_run(roots["b"])
+    for table in ("metrics.csv", "eval.csv"):
+        assert without_timing(read_rows(a / table)) == without_timing(read_rows(b / table)), table
+
+    assert call(case, [*case.argv, "--total-steps", str(case.half), "--run-dir", str(roots["resumed"])]) == 0
+    c = only_run(roots["resumed"])
+    assert call(case, ["--resume", str(c), "--total-steps", str(case.full), "--no-progress"]) == 0
+    for table in ("metrics.csv", "eval.csv"):
+        assert without_timing(read_rows(c / table)) == without_timing(read_rows(a / table)), table
+    sa, sc = (json.loads((r / "summary.json").read_text()) for r in (a, c))
+    assert sc["headline_value"] == sa["headline_value"] and sc["env_steps"] == sa["env_steps"]
+
+
+def test_bad_input_exits_2_and_changes_nothing(case, tmp_path, capsys):
+    def refused(argv: list[str], expect: str) -> None:
+        before = snapshot(tmp_path)
+        capsys.readouterr()
+        assert call(case, argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and expect in err, err
+        assert err.strip().splitlines()[-1].split(":")[0].endswith("error") or "error:" in err
+        assert snapshot(tmp_path) == before
+
+    run_root = tmp_path / "runs"
+    refused([*case.argv, "--bogus-flag", "1", "--run-dir", str(run_root)], "unrecognized arguments")
+    refused([*case.argv, "--total-steps", "-5", "--run-dir", str(run_root)], "--total-steps")
+    refused(["--resume", str(tmp_path / "missing")], "does not exist")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    refused([*case.argv, "--total-steps", str(case.half), "--run-dir", str(blocker / "runs")], "run directory")
+
+    assert call(case, [*case.argv, "--total-steps", str(case.half), "--run-dir", str(run_root)]) == 0
+    run = only_run(run_root)
+    refused(["--resume", str(run), "--total-steps", str(case.half)], "already finished")
+    refused(["--resume", str(run), "--total-steps", str(case.full), "--seed", "12345"], "--seed")
+    other = "algos.bpo" if case.module != "algos.bpo" else "algos.ppo"
+    refused_other = Case(other, [], 0, 0, 0, 0)
+    before = snapshot(tmp_path)
+    assert call(refused_other, ["--resume", str(run), "--total-steps", str(case.full)]) == 2
+    assert f"resume it with python -m {case.module}" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+    (run / "checkpoints" / "latest.pt").write_bytes(b"not a checkpoint")
+    refused(["--resume", str(run), "--total-steps", str(case.full)], "corrupted")
+
+
+def test_forced_nan_stops_the_run_naming_quantity_and_step(case, tmp_path, capsys, monkeypatch):
+    real_advance = RunSession.advance
+
+    def advance_with_nan(self, n_steps, **metrics):
+        if self.iteration == 1:  # the second iteration reports a NaN statistic
+            metrics["forced_statistic"] = float("nan")
+        return real_advance(self, n_steps, **metrics)
+
+    monkeypatch.setattr(RunSession, "advance", advance_with_nan)
+    assert call(case, [*case.argv, "--total-steps", str(case.full), "--run-dir", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "forced_statistic became non-finite" in err and "Traceback" not in err
+    summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "forced_statistic" in summary["diverged"]
+
+
+def test_sigkill_after_first_checkpoint_then_resume(case, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", case.module, *case.argv, "--total-steps", str(case.kill_total),
+            "--checkpoint-every", str(case.checkpoint_every), "--run-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    try:
+        while not list(tmp_path.rglob("checkpoints/latest.pt")):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it run on past the checkpoint, so rows after it must be dropped on resume
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = only_run(tmp_path)
+    done_before = int(read_rows(run / "metrics.csv")[-1]["env_steps"]) if (run / "metrics.csv").exists() else 0
+    resume_to = max(done_before, case.half) + case.half
+    assert call(case, ["--resume", str(run), "--total-steps", str(resume_to), "--no-progress"]) == 0
+    for table in ("metrics.csv", "eval.csv"):
+        steps = [int(r["env_steps"]) for r in read_rows(run / table)]
+        assert steps == sorted(set(steps)), (table, steps)  # no duplicated or reordered rows
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["env_steps"] >= resume_to
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_core_imports_nothing_above_it():
+    """classic_rl/ is the bottom layer: envs/, algos/, analysis/ pass factories in."""
+    offenders = []
+    for path in (ROOT / "classic_rl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                          if n.split(".")[0] in ("envs", "algos", "analysis", "paper_figs", "benchmarks")]
+    assert not offenders, offenders
+
+
+def test_project_is_self_contained():
+    """Code and docs never point at files a user who clones the project does not have."""
+    hits = []
+    for path in ROOT.rglob("*"):
+        if path.suffix not in (".py", ".md", ".sh", ".toml") or ".venv" in path.parts or path == Path(__file__):
+            continue
+        text = path.read_text(errors="ignore")
+        for needle in ("shared/specs", "DESIGN.md", "../shared"):
+            if needle in text:
+                hits.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not hits, hits
