@@ -8,8 +8,25 @@ on-hand stock (the simulator does not clip: feasibility belongs to the policy).
 * EchelonStock: serial systems (Clark-Scarf optimal class).
 * VanillaMLP: MLP on all inventory vectors -> one output per edge.
 * SymmetryAware (v2): one store net shared by all stores + a context net + a warehouse net.
-* GNN (v3): edge-based message passing on the torch-geometric supply graph; its weights do not depend on
-  the number of stores, so one model runs on any network (`set_network`).
+* GNN (v3): edge-based message passing on the supply graph; its weights do not depend on the number of
+  stores, so one model runs on any network (`set_network`).
+
+Dense hot path. Every forward is a fixed handful of batched tensor ops, with no scatter, no per-edge or
+per-store Python loop and no host sync; the graph-dependent index and 0/1 matrices are built once per
+network (`set_network` / the constructor) and live as buffers on the policy's device. The identities used:
+
+* a linear layer on a concatenation is the sum of the blocks' products, W [a, b, c] = W_a a + W_b b + W_c c,
+  so an input shared by many rows (the symmetry-aware context, shared by all stores; node embeddings, shared
+  by all edges touching a node) is multiplied once per path / per node, not once per store / per edge;
+* GNN message sums are products with dense incidence matrices: with E_in[v, e] = 1 if edge e enters v,
+  m_in = D_in^{-1/2} E_in h_edge (D_in = diag(in-degree)), and the same for m_out with E_out;
+* the feasibility softmax of each source's internal edges (+ the constant "keep" logit) is one softmax over
+  a [paths, sources, edges] tensor whose entries outside the source's own edges are -inf (exact zeros);
+* proportional allocation: total desired outflow of each source = (desired) @ S^T with S[s, e] = 1 if edge e
+  leaves s; every internal edge is then scaled by its source's min(1, on-hand / total).
+
+The torch-geometric implementations these replace are kept as test oracles in
+`envs/inventory/sparse_reference.py` (same parameter names, so state dicts transfer).
 
 Input scaling [proposed; the spec does not say the authors scale inputs]: the neural policies see inventory
 divided by the mean store demand. Raw inventories (tens to hundreds under backlog) saturate the softplus
@@ -22,7 +39,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch_geometric.utils import scatter, softmax as group_softmax
 
 from envs.inventory.graph import message_passing_rounds, supply_graph
 from envs.inventory.rules import base_stock_orders, echelon_levels, echelon_stock_orders
@@ -55,6 +71,11 @@ class EdgeLayout(nn.Module):
         sources = torch.unique(src[src >= 0])
         self.register_buffer("sources", sources)
         self.register_buffer("input_scale", 1.0 / net.demand_mean.mean().reshape(1))
+        # dense layout: supplier edges are a prefix of the edge list (build_network checks it)
+        self.n_supplier = int((src < 0).sum())
+        self.register_buffer("supplier_is_store", dst[:self.n_supplier] >= net.first_store, persistent=False)
+        # source_edges[s, i] = internal edge i leaves source s (each internal edge has exactly one source)
+        self.register_buffer("source_edges", src[src >= 0].unsqueeze(0) == sources.unsqueeze(1), persistent=False)
 
 
 def feasible_orders(layout: EdgeLayout, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -64,19 +85,22 @@ def feasible_orders(layout: EdgeLayout, logits: torch.Tensor, x: torch.Tensor) -
     * supplier -> warehouse/echelon: sigmoid(o) x U, U = 4 x total mean demand;
     * internal edges: softmax over [the source's edge logits, a constant "keep" logit 1] x source on-hand,
       the keep share dropped (transshipment: no keep share, all stock shipped). For a serial link this is
-      sigmoid(o - 1) x upstream on-hand, the spec's sigmoid rule up to a bias shift."""
-    q = torch.zeros_like(logits)
-    q[:, layout.supplier_to_store] = F.softplus(logits[:, layout.supplier_to_store] + 1)
-    q[:, layout.supplier_to_upstream] = torch.sigmoid(logits[:, layout.supplier_to_upstream]) * layout.upstream_cap
-    if layout.internal.numel():
-        index = layout.internal_src
-        edge_logits = logits[:, layout.internal]
-        if not layout.ship_all:
-            index = torch.cat([index, layout.sources])
-            edge_logits = torch.cat([edge_logits, torch.ones_like(edge_logits[:, :len(layout.sources)])], 1)
-        share = group_softmax(edge_logits, index, dim=1)[:, :layout.internal.numel()]
-        q[:, layout.internal] = share * x[:, layout.internal_src, 0].clamp(min=0)
-    return q
+      sigmoid(o - 1) x upstream on-hand, the spec's sigmoid rule up to a bias shift.
+
+    The per-source softmax is one softmax over (N, sources, internal edges [+ keep]) with the other sources'
+    edges masked to -inf, so it is exact and has no scatter."""
+    supplier = logits[:, :layout.n_supplier]
+    q_supplier = torch.where(layout.supplier_is_store, F.softplus(supplier + 1),
+                             torch.sigmoid(supplier) * layout.upstream_cap)
+    if layout.n_supplier == layout.n_edges:
+        return q_supplier
+    internal = logits[:, layout.n_supplier:]                                   # (N, I)
+    grouped = internal.unsqueeze(1).masked_fill(~layout.source_edges, float("-inf"))   # (N, sources, I)
+    if not layout.ship_all:
+        grouped = torch.cat([grouped, grouped.new_ones(grouped.shape[:2] + (1,))], -1)
+    share = torch.softmax(grouped, -1)[..., :internal.shape[1]].sum(1)        # one non-zero term per edge
+    on_hand = x[:, :, 0].clamp(min=0).index_select(1, layout.internal_src)
+    return torch.cat([q_supplier, share * on_hand], 1)
 
 
 class BaseStock(nn.Module):
@@ -154,12 +178,16 @@ class SymmetryAware(nn.Module):
         self.warehouse_net = mlp(net.slots + context_dim, list(warehouse_hidden), 1)
 
     def forward(self, x, t):
-        n, s = x.shape[0], self.layout.first_store
+        s = self.layout.first_store
         scaled = x * self.layout.input_scale
-        ctx = self.context(scaled.flatten(1))
-        stores = torch.cat([scaled[:, s:], self.store_static.expand(n, -1, -1),
-                            ctx.unsqueeze(1).expand(-1, x.shape[1] - s, -1)], -1)
-        desired = F.softplus(self.store_net(stores).squeeze(-1) + 1)             # (N, S)
+        ctx = self.context(scaled.flatten(1))                                    # (N, C)
+        # First store layer on [own inventory, static, context] = W_inv inv + W_static static + W_ctx ctx + b:
+        # the context term is shared by all stores, so it is computed once per path (not once per store).
+        first = self.store_net[0]
+        w_inv, w_static, w_ctx = first.weight.split([x.shape[-1], self.store_static.shape[-1], ctx.shape[-1]], 1)
+        hidden = (F.linear(scaled[:, s:], w_inv) + F.linear(self.store_static, w_static, first.bias)
+                  + F.linear(ctx, w_ctx).unsqueeze(1))                           # (N, S, H)
+        desired = F.softplus(self.store_net[1:](hidden).squeeze(-1) + 1)         # (N, S)
         on_hand = x[:, 0, 0].clamp(min=0)
         ratio = on_hand / (desired.sum(-1) + 1e-10)
         scale = ratio if self.ship_all else ratio.clamp(max=1.0)
@@ -167,11 +195,31 @@ class SymmetryAware(nn.Module):
         return torch.cat([order_w, desired * scale.unsqueeze(-1)], 1)
 
 
+def _after_first_linear(block: nn.Sequential, hidden: torch.Tensor) -> torch.Tensor:
+    """Finish a `nn.Sequential(mlp(...), nn.ELU())` block from the output of its first Linear layer."""
+    return block[1](block[0][1:](hidden))
+
+
 class GNN(nn.Module):
-    """Edge-based message-passing GNN (v3). Node input = inventory vector zero-padded to `max_slots` +
-    static primitives (4); every MLP is [width, width] ELU with a width-dim output; residual node and edge
+    """Edge-based message-passing GNN (v3), dense. Node input = inventory vector zero-padded to `max_slots`
+    + static primitives (4); every MLP is [width, width] ELU with a width-dim output; residual node and edge
     updates with sqrt-degree-normalised in/out messages; read-out softplus(MLP(edge)) on order edges and
-    self-loops with output bias 5.0; proportional allocation min(1, on-hand / desired outflow)."""
+    self-loops with output bias 5.0; proportional allocation min(1, on-hand / desired outflow).
+
+    Tensors are [paths, nodes or edges, features] over the real locations only: the virtual supplier and
+    customer nodes have zero embeddings (spec), so they enter as zero rows of the gathers and never through
+    a network. Edges are reordered internally to [order edges | self-loops | customer edges]: the read-out
+    edges are then a prefix, and the last round updates only them (customer edges are read by nobody after
+    the last node update). One period, R rounds (R = 1 except serial chains):
+
+        node = ELU-MLP_node0([inv, static])                                  (N, V, W)
+        edge = ELU-MLP_edge0([node[src], node[dst], lead])                    (N, E, W)
+        repeat R: m_in = A_in @ edge, m_out = A_out @ edge   (A_* = D^-1/2 incidence, (V, E), dense)
+                  node += ELU-MLP_node([node, m_in, m_out]);  edge += ELU-MLP_edge([edge, node[src], node[dst]])
+        raw = softplus(MLP_out(edge[read-out])),  q = raw x per-edge allocation factor.
+
+    The first layer of each edge MLP is split by input block (W [a, b] = W_a a + W_b b), so node inputs are
+    multiplied once per node and gathered to edges, not multiplied once per edge."""
 
     def __init__(self, net: Network, width: int = 32, max_slots: int = 8, self_loops: bool = True):
         super().__init__()
@@ -185,53 +233,102 @@ class GNN(nn.Module):
         nn.init.constant_(self.readout[-1].bias, 5.0)
         self.set_network(net)
 
+    def _buffer(self, name: str, value: torch.Tensor) -> None:
+        # graph tensors are non-persistent buffers: they follow .to(device/dtype) but are not weights
+        self.register_buffer(name, value, persistent=False)
+
     def set_network(self, net: Network) -> "GNN":
-        """Bind the model to a network (any number of stores); parameters are unchanged."""
+        """Bind the model to a network (any number of stores); parameters are unchanged. Builds the dense
+        graph matrices once for this instance, on the parameters' device and in their dtype."""
         if net.slots > self.max_slots:
             raise ValueError(f"network has {net.slots} inventory slots; GNN built for at most {self.max_slots}")
+        first = next(self.parameters())
+        dev, dtype = first.device, first.dtype
         graph = supply_graph(net, self_loops=self.self_loops and not net.ship_all)
-        dev = next(self.parameters()).device
-        self.n_loc, self.ship_all = net.n_locations, net.ship_all
-        self.n_order, self.n_self = graph.n_order_edges, graph.n_self_loops
+        n_loc, n_order, n_self = net.n_locations, graph.n_order_edges, graph.n_self_loops
+        n_edges = graph.edge_index.shape[1]
+        n_customer = n_edges - n_order - n_self
+        # [order | self-loops | customer]: read-out edges first
+        order = torch.cat([torch.arange(n_order), torch.arange(n_order + n_customer, n_edges),
+                           torch.arange(n_order, n_order + n_customer)])
+        src, dst = graph.edge_index[0].cpu()[order], graph.edge_index[1].cpu()[order]
+        self.n_loc, self.ship_all, self.n_order = n_loc, net.ship_all, n_order
+        self.n_readout = n_order + n_self
         self.rounds = message_passing_rounds(net)
-        self.src, self.dst = graph.edge_index[0].to(dev), graph.edge_index[1].to(dev)
-        self.lead = graph.edge_attr.to(dev)
-        self.static = graph.static.to(dev)
+        # virtual nodes (index >= n_loc) read the zero row appended at index n_loc
+        self._buffer("src_row", src.clamp(max=n_loc).to(dev))
+        self._buffer("dst_row", dst.clamp(max=n_loc).to(dev))
+        self._buffer("lead", graph.edge_attr[order, 0].to(dev, dtype))
+        self._buffer("static", graph.static.to(dev, dtype))
         self.input_scale = float(1.0 / net.demand_mean.mean())
-        n_edges = self.src.numel()
-        ones = torch.ones(n_edges, device=dev)
-        self.in_norm = scatter(ones, self.dst, 0, self.n_loc + 2).clamp(min=1).rsqrt().unsqueeze(-1)
-        self.out_norm = scatter(ones, self.src, 0, self.n_loc + 2).clamp(min=1).rsqrt().unsqueeze(-1)
-        # outflow edges of each supplying location: internal order edges + self-loops
-        outflow = torch.cat([torch.arange(net.n_edges, device=dev)[net.edge_src.to(dev) >= 0],
-                             torch.arange(n_edges - self.n_self, n_edges, device=dev)])
-        self.outflow_edges, self.outflow_src = outflow, self.src[outflow]
-        self.real = torch.zeros(self.n_loc + 2, 1, device=dev)
-        self.real[:self.n_loc] = 1                      # virtual supplier / customer nodes stay zero
+        # normalised incidence matrices; degrees count every edge, virtual endpoints included (spec)
+        edge_ids = torch.arange(n_edges)
+        enters = torch.zeros(n_loc + 2, n_edges, dtype=torch.float64)
+        enters[dst, edge_ids] = 1
+        leaves = torch.zeros(n_loc + 2, n_edges, dtype=torch.float64)
+        leaves[src, edge_ids] = 1
+        in_msg = enters / enters.sum(1, keepdim=True).clamp(min=1).sqrt()
+        out_msg = leaves / leaves.sum(1, keepdim=True).clamp(min=1).sqrt()
+        self._buffer("in_messages", in_msg[:n_loc].to(dev, dtype))
+        self._buffer("out_messages", out_msg[:n_loc].to(dev, dtype))
+        # allocation: outflow of a supplying location = its internal order edges + its self-loop
+        readout_src = src[:self.n_readout]
+        internal_order = torch.zeros(self.n_readout, dtype=torch.bool)
+        internal_order[:n_order] = net.edge_src.cpu() >= 0
+        outflow = internal_order.clone()
+        outflow[n_order:] = True                                              # self-loops
+        sources = torch.unique(readout_src[outflow])
+        self.n_sources = int(sources.numel())
+        self._buffer("sources", sources.to(dev))
+        # outflow_by_source[e, s] = read-out edge e is outflow of source s;  scale_by_source[s, e] for order
+        # edges: internal edge e is scaled by its source s; supplier_edge[e] = 1 keeps supplier orders as is
+        member = (readout_src.unsqueeze(1) == sources.unsqueeze(0))
+        self._buffer("outflow_by_source", (member & outflow.unsqueeze(1)).to(dev, dtype))
+        self._buffer("scale_by_source", (member & internal_order.unsqueeze(1))[:n_order].T.contiguous().to(dev, dtype))
+        self._buffer("supplier_edge", (~internal_order[:n_order]).to(dev, dtype))
         return self
 
     def forward(self, x, t):
-        n = x.shape[0]
-        inv = F.pad(x * self.input_scale, (0, self.max_slots - x.shape[-1]))
-        feats = torch.cat([inv, self.static.to(x.dtype).expand(n, -1, -1)], -1)
-        feats = F.pad(feats, (0, 0, 0, 2))                                       # virtual nodes
-        node = self.node0(feats) * self.real
-        lead = self.lead.to(x.dtype).expand(n, -1, -1)
-        edge = self.edge0(torch.cat([node[:, self.src], node[:, self.dst], lead], -1))
-        for _ in range(self.rounds):
-            m_in = scatter(edge, self.dst, 1, self.n_loc + 2) * self.in_norm
-            m_out = scatter(edge, self.src, 1, self.n_loc + 2) * self.out_norm
-            node = (node + self.node_update(torch.cat([node, m_in, m_out], -1))) * self.real
-            edge = edge + self.edge_update(torch.cat([edge, node[:, self.src], node[:, self.dst]], -1))
-        raw = F.softplus(self.readout(edge).squeeze(-1))                       # (N, n_graph_edges)
-        desired = raw[:, self.outflow_edges]
-        total = scatter(desired, self.outflow_src, 1, self.n_loc + 2)[:, :self.n_loc]
-        ratio = x[..., 0].clamp(min=0) / (total + 1e-15)
-        scale = ratio if self.ship_all else ratio.clamp(max=1.0)
+        w = self.width
+        scaled = x * self.input_scale                                          # (N, V, K)
+        # node embedding; the zero padding columns of the inventory input are skipped
+        first = self.node0[0][0]
+        w_inv, w_static = first.weight[:, :x.shape[-1]], first.weight[:, self.max_slots:]
+        node = _after_first_linear(self.node0, F.linear(scaled, w_inv) + F.linear(self.static, w_static, first.bias))
+        # edge embedding from [node[src], node[dst], lead]
+        first = self.edge0[0][0]
+        w_src_dst, w_lead = first.weight[:, :2 * w], first.weight[:, 2 * w]
+        edge = _after_first_linear(self.edge0, self._endpoints(node, w_src_dst, self.n_edges)
+                                   + torch.outer(self.lead, w_lead) + first.bias)
+        for round_ in range(self.rounds):
+            m_in, m_out = self.in_messages @ edge, self.out_messages @ edge    # (N, V, W) each
+            node = node + self.node_update(torch.cat([node, m_in, m_out], -1))
+            # after the last node update only the read-out edges matter
+            n_edges = self.n_readout if round_ == self.rounds - 1 else self.n_edges
+            first = self.edge_update[0][0]
+            kept = edge[:, :n_edges]
+            hidden = F.linear(kept, first.weight[:, :w], first.bias) + self._endpoints(node, first.weight[:, w:], n_edges)
+            edge = kept + _after_first_linear(self.edge_update, hidden)
+        raw = F.softplus(self.readout(edge[:, :self.n_readout]).squeeze(-1))   # (N, order edges + self-loops)
         q = raw[:, :self.n_order]
-        n_int = self.outflow_edges.numel() - self.n_self
-        internal = self.outflow_edges[:n_int]
-        return q.index_copy(1, internal, desired[:, :n_int] * scale[:, self.outflow_src[:n_int]])
+        if not self.n_sources:
+            return q
+        total = raw @ self.outflow_by_source                                   # (N, sources) desired outflow
+        ratio = x[:, :, 0].index_select(1, self.sources).clamp(min=0) / (total + 1e-15)
+        scale = ratio if self.ship_all else ratio.clamp(max=1.0)
+        return q * (scale @ self.scale_by_source + self.supplier_edge)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.src_row.numel())
+
+    def _endpoints(self, node: torch.Tensor, weight: torch.Tensor, n_edges: int) -> torch.Tensor:
+        """W_src node[src] + W_dst node[dst] for the first `n_edges` edges, weight = [W_src | W_dst]:
+        both products are taken per node (one matmul), then gathered to the edges."""
+        w = self.width
+        per_node = F.pad(F.linear(node, torch.cat([weight[:, :w], weight[:, w:]], 0)), (0, 0, 0, 1))  # zero row
+        return (per_node.index_select(1, self.src_row[:n_edges])[..., :w]
+                + per_node.index_select(1, self.dst_row[:n_edges])[..., w:])
 
 
 def make_policy(kind: str, net: Network, hidden: list[int] | None = None) -> nn.Module:

@@ -12,6 +12,10 @@ One period:
      (profit settings: -p * min(on-hand, demand) + holding);
   4. x'[0] = post + x[1], slots shift down, and an order with lead time L >= 1 lands in slot L-1 of x'
      (so it is on hand L periods later and covers demand of periods t..t+L).
+
+Fused form used by `step` (one matrix per effect, built once per network by `routing`):
+  post = x[0] + q @ (A_now - S_out) - d,   A_now[e, l] = 1 if edge e has lead 0 into l, S_out[e, l] = 1 if e
+  ships out of l;  cost = max(post, 0) @ h + max(-post, 0) @ p + q @ c;  x' = shift(x) + post e_0 + q @ A_later.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class Routing:
     underage: torch.Tensor     # (n_loc,) p at stores, 0 elsewhere
     holding: torch.Tensor      # (n_loc,)
     edge_cost: torch.Tensor    # (n_edges,)
+    net_now: torch.Tensor      # (n_edges, n_loc): arrive_now - ship_out, the on-hand change of this period
 
 
 def routing(net: Network, dtype=None) -> Routing:
@@ -53,7 +58,7 @@ def routing(net: Network, dtype=None) -> Routing:
     is_store = torch.arange(n_loc, device=dev) >= net.first_store
     underage = F.pad(net.underage.to(dtype), (net.first_store, 0))
     return Routing(arrive_now, arrive_later, ship_out, is_store, underage, net.holding.to(dtype),
-                   net.edge_cost.to(dtype))
+                   net.edge_cost.to(dtype), arrive_now - ship_out)
 
 
 def step(net: Network, route: Routing, x: torch.Tensor, q: torch.Tensor, demand: torch.Tensor):
@@ -62,20 +67,20 @@ def step(net: Network, route: Routing, x: torch.Tensor, q: torch.Tensor, demand:
     Returns (next state, cost per path (N,), post-period stock (N, n_loc)); the post-period stock of
     upstream locations is negative only if the policy shipped more than it had (see `rollout`)."""
     n, n_loc, k = x.shape
-    on_hand = x[..., 0] + q @ route.arrive_now
-    demand_all = F.pad(demand, (net.first_store, 0))
-    post = on_hand - q @ route.ship_out - demand_all
-    holding_cost = (route.holding * post.clamp(min=0)).sum(-1)
+    demand_all = F.pad(demand, (net.first_store, 0)) if net.first_store else demand
+    post = x[..., 0] + q @ route.net_now - demand_all
+    holding_cost = post.clamp(min=0) @ route.holding
     if net.profit:
-        sales = torch.minimum(on_hand, demand_all)
-        stage = holding_cost - (route.underage * sales).sum(-1)
+        sales = torch.minimum(x[..., 0] + q @ route.arrive_now, demand_all)
+        stage = holding_cost - sales @ route.underage
     else:
-        stage = holding_cost + (route.underage * (-post).clamp(min=0)).sum(-1)
+        stage = holding_cost + (-post).clamp(min=0) @ route.underage
     if net.lost_sales:
         post = torch.where(route.is_store, post.clamp(min=0), post)
     stage = stage + q @ route.edge_cost
-    shifted = F.pad(x[..., 1:], (0, 1)) + F.pad(post.unsqueeze(-1), (0, k - 1))
-    x_next = shifted + (q @ route.arrive_later).view(n, n_loc, k)
+    # slots shift down by one; this period's leftover joins what arrives next period (slot 0)
+    x_next = F.pad(x[..., 1:], (0, 1)) + (q @ route.arrive_later).view(n, n_loc, k)
+    x_next[..., 0] += post
     return x_next, stage, post
 
 
