@@ -224,10 +224,12 @@ class Progress:
     def update(self, n: int, **postfix: Any) -> None:
         if self.bar is None:
             return
-        for k, v in postfix.items():
-            self.postfix[k] = f"{v:.4g}" if isinstance(v, float) else str(v)
-        self.bar.set_postfix(self.postfix, refresh=False)
-        self.bar.update(n)
+        if postfix:
+            for k, v in postfix.items():
+                self.postfix[k] = f"{v:.4g}" if isinstance(v, float) else str(v)
+            self.bar.set_postfix(self.postfix, refresh=False)
+        if n:
+            self.bar.update(n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -253,6 +253,8 @@ class RunSession:
             self.last_eval = ckpt.get("last_eval")
             self.warnings = list(ckpt.get("warnings", []))
             self._last_logged_iteration = self.iteration
+            for stale in Path(cfg.resume).rglob(".*.tmp"):  # half-written files of a killed run
+                stale.unlink(missing_ok=True)
             self.logger = RunLogger.reopen(cfg.resume, self.step, float(ckpt["wall_time"]), tensorboard)
             self._ckpt = None
         else:
@@ -299,23 +301,25 @@ class RunSession:
                                    f"inputs", str(self.path) if self.logger else None)
 
     def advance(self, n_steps: int, **metrics: Any) -> None:
-        """Count `n_steps` new steps and one iteration; check `metrics` for NaN/inf; write a metrics row
-        (every `log_interval` iterations and at the last); then evaluate and checkpoint when due."""
+        """Count `n_steps` new steps and one iteration. Every `log_interval` iterations (and at the last) the
+        metrics are checked for NaN/inf and written as a row; then evaluate and checkpoint when due. Metrics
+        may be tensors: they are read back only on logging iterations (no per-step device sync)."""
         self.step += int(n_steps)
         self.iteration += 1
-        values = {k: _scalar(v) for k, v in metrics.items()}
-        self.check_finite(**values)
         last = self.step >= self.cfg.total_steps
-        fps = (self.step - self._start_step) / max(time.time() - self._start_time, 1e-9)
         if self.iteration % self.log_interval == 0 or last:
+            values = {k: _scalar(v) for k, v in metrics.items()}
+            self.check_finite(**values)
+            fps = (self.step - self._start_step) / max(time.time() - self._start_time, 1e-9)
             self.logger.log(self.step, iteration=self.iteration, fps=round(fps, 1), **values)
             self._last_logged_iteration = self.iteration
+            post: dict[str, Any] = {"fps": int(fps)}
+            if self.last_eval is not None and self.last_eval.get("return_mean") is not None:
+                post["eval"] = self.last_eval["return_mean"]
+            self.progress.update(0, **post)
         if self._due(getattr(self.cfg, "eval_every", 0), n_steps) and self._evaluate is not None:
             self.evaluate()
-        post: dict[str, Any] = {"fps": int(fps)}
-        if self.last_eval is not None and self.last_eval.get("return_mean") is not None:
-            post["eval"] = self.last_eval["return_mean"]
-        self.progress.update(int(n_steps), **post)
+        self.progress.update(int(n_steps))
         if self._due(getattr(self.cfg, "checkpoint_every", 0), n_steps) and not last:
             self.save()
 
