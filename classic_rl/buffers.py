@@ -104,3 +104,24 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), generator=generator).to(self.device)
         return {"obs": self.obs[idx], "actions": self.actions[idx], "rewards": self.rewards[idx],
                 "next_obs": self.next_obs[idx], "terminated": self.terminated[idx]}
+
+    @classmethod
+    def from_arrays(cls, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
+                    terminated: torch.Tensor, device: torch.device | str | None = None) -> "ReplayBuffer":
+        """A full buffer holding exactly these transitions (offline datasets), on `device` (default: where
+        `obs` is). Tensors already on the device with the buffer's dtypes are used as they are, not copied."""
+        n = obs.shape[0]
+        for name, t in (("actions", actions), ("rewards", rewards), ("next_obs", next_obs),
+                        ("terminated", terminated)):
+            if t.shape[0] != n:
+                raise ValueError(f"from_arrays: {name} has {t.shape[0]} rows, obs has {n}")
+        device = torch.device(device) if device is not None else obs.device
+        buf = cls.__new__(cls)
+        buf.capacity, buf.device = n, device
+        buf.obs = obs.to(device)
+        buf.next_obs = next_obs.to(device, obs.dtype)
+        buf.actions = actions.to(device)
+        buf.rewards = rewards.to(device, torch.float32)
+        buf.terminated = terminated.to(device, torch.bool)
+        buf.pos, buf.size = 0, n
+        return buf
