@@ -101,7 +101,9 @@ class ReplayBuffer:
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        idx = torch.randint(0, self.size, (batch_size,), generator=generator).to(self.device)
+        # drawn on the generator's device: a generator on the training device means no host->device copy
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        idx = torch.randint(0, self.size, (batch_size,), generator=generator, device=gen_device).to(self.device)
         return {"obs": self.obs[idx], "actions": self.actions[idx], "rewards": self.rewards[idx],
                 "next_obs": self.next_obs[idx], "terminated": self.terminated[idx]}
 

@@ -114,28 +114,31 @@ def build_parser(cls: type, defaults: dict[str, Any] | None = None, prog: str | 
 
 def parse_config(cls: type[C], argv: Sequence[str] | None = None,
                  presets: Callable[[str], dict[str, Any]] | None = None,
-                 prog: str | None = None, description: str | None = None) -> C:
+                 prog: str | None = None, description: str | None = None, preset_field: str = "env") -> C:
     """Parse `argv` into an instance of dataclass `cls`.
 
-    `presets(env_name)` returns per-environment defaults; it is looked up from the `--env` value (or the
-    class's default env) before the full parse, so `--help --env Hopper` shows Hopper's defaults.
+    `presets(name)` returns per-environment defaults; it is looked up from the `--env` value (or the
+    class's default env; `preset_field` names another field, e.g. "dataset") before the full parse, so
+    `--help --env Hopper` shows Hopper's defaults.
     Invalid values exit with status 2 and a one-line message (argparse's behaviour), never a traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     defaults: dict[str, Any] = {}
     parser = build_parser(cls, prog=prog, description=description)
-    if presets is not None and any(f.name == "env" for f in dataclasses.fields(cls)):
+    flag = _flag(preset_field)
+    if presets is not None and any(f.name == preset_field for f in dataclasses.fields(cls)):
         pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-        pre.add_argument("--env", default=next(f.default for f in dataclasses.fields(cls) if f.name == "env"))
+        pre.add_argument(flag, dest="key",
+                         default=next(f.default for f in dataclasses.fields(cls) if f.name == preset_field))
         known, _ = pre.parse_known_args(argv)
         try:
-            defaults = presets(known.env)
+            defaults = presets(known.key)
         except UserError as err:
             if "-h" in argv or "--help" in argv:
                 defaults = {}
             else:
                 parser.error(str(err))
-        note = f"\n\nThe defaults shown are those for --env {known.env}." if defaults else ""
+        note = f"\n\nThe defaults shown are those for {flag} {known.key}." if defaults else ""
         parser = build_parser(cls, defaults=defaults, prog=prog,
                               description=(description or inspect.getdoc(cls) or "") + note)
     ns = parser.parse_args(argv)

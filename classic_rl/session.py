@@ -139,10 +139,12 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 class RunSession:
     """Seeding, device, run directory, logging, scheduling, checkpoints and summary for one training run."""
 
-    def __init__(self, cfg: Any, algo: str, argv: Sequence[str] | None = None, env_name: str | None = None,
-                 log_interval: int = 1, steps_name: str = "env steps"):
+    def __init__(self, cfg: Any, algo: str, argv: Sequence[str] | None = None, env_field: str = "env",
+                 log_interval: int = 1, steps_name: str = "env steps", env_name: str | None = None):
         """`argv`: the command line the config came from (to tell which flags the user typed on --resume).
-        `env_name`: the name used in the run directory path (default `cfg.env`). `log_interval`: write a
+        `env_field`: the config field naming the run's env in its directory path and summary (offline
+        algorithms use "dataset"); it is read from the resolved config, so it is right on --resume too.
+        `env_name`: a fixed name instead (only for names that cannot change on resume). `log_interval`: write a
         metrics row every this many `advance` calls (and always at the last). `steps_name`: what `step`
         counts, for messages (env steps, gradient steps, iterations)."""
         self.algo = algo
@@ -152,7 +154,7 @@ class RunSession:
         if getattr(cfg, "resume", None):
             cfg = self._resumed_config(cfg, explicit_fields(type(cfg), list(argv or [])))
         self.cfg = cfg
-        self.env_name = env_name or getattr(cfg, "env", "default")
+        self.env_name = env_name or str(getattr(cfg, env_field))
         set_torch_threads(getattr(cfg, "torch_threads", 0))
         seed_everything(cfg.seed)
         self.device = resolve_device(getattr(cfg, "device", "cpu"))

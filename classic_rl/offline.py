@@ -1,0 +1,105 @@
+"""What every offline (dataset-only) algorithm shares: its config flags, the dataset as device tensors, the
+TD3-style target and the evaluation of a deterministic actor with the dataset's observation normalization.
+
+In offline training a "step" is one gradient step (no env is stepped to learn); evaluation runs
+deterministic episodes in the dataset's env and reports the return and the normalized score
+100 (R - R_min) / (R_max - R_min) with the dataset's reference returns.
+"""
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from classic_rl.buffers import ReplayBuffer
+from classic_rl.config import RunConfig, require
+from classic_rl.evaluation import Evaluator
+
+
+@dataclass
+class OfflineConfig(RunConfig):
+    """Flags of offline training from a fixed dataset."""
+
+    dataset: str = "hopper-medium"
+    """dataset id: the toolkit's own (hopper-medium, walker2d-medium-replay, ...; generated on first use) or
+    an official Minari id (mujoco/hopper/medium-v0) already in the local Minari datasets root"""
+    env: typing.Optional[str] = None
+    """environment the policy is evaluated in (default: the dataset's env)"""
+    total_steps: int = 1_000_000
+    """gradient steps (offline training steps no environment)"""
+    n_envs: int = 5
+    """parallel environments for the evaluation episodes (offline training steps no environment)"""
+    eval_every: int = 5000
+    """evaluate every this many gradient steps (0 = only at the end)"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes, with the dataset's observation normalization"""
+    eval_max_steps: int = 0
+    """cut evaluation episodes after this many steps (0 = the env's own time limit)"""
+    batch_size: int = 256
+    """transitions per gradient step, drawn uniformly from the dataset"""
+    gamma: float = 0.99
+    """discount factor"""
+    normalize_obs: bool = True
+    """z-score observations with the dataset's mean and std (std + 1e-3), in training and evaluation"""
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.batch_size > 0, f"--batch-size must be positive, got {self.batch_size}")
+        require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
+        require(self.eval_max_steps >= 0, f"--eval-max-steps must be >= 0, got {self.eval_max_steps}")
+
+
+@dataclass
+class OfflineData:
+    """A dataset on the training device: transitions in a replay buffer (observations already normalized
+    when `obs_mean`/`obs_std` are applied) plus what evaluation needs."""
+
+    buffer: ReplayBuffer
+    env_id: str
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    ref_min: float
+    ref_max: float
+    action_high: float = 1.0
+
+    def normalized_score(self, ret: float) -> float:
+        return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
+
+
+def td3_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y = r + gamma (1 - d) min_j Q'_j(s', a'); `next_q` is [members, B, 1] -> y is [B]."""
+    return rewards + gamma * (~terminated).float() * next_q.min(dim=0).values.squeeze(-1)
+
+
+def smoothed_target_action(actor_target: Callable[[torch.Tensor], torch.Tensor], next_obs: torch.Tensor,
+                           noise_std: float, noise_clip: float, high: float) -> torch.Tensor:
+    """TD3's target policy smoothing: clip(pi'(s') + clip(eps, -c, c), -a_max, a_max), eps ~ N(0, sigma^2)."""
+    action = actor_target(next_obs)
+    noise = (torch.randn_like(action) * noise_std).clamp(-noise_clip, noise_clip)
+    return (action + noise).clamp(-high, high)
+
+
+def make_evaluator(cfg: OfflineConfig, data: OfflineData, make_envs: Callable[..., Any],
+                   actor: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> tuple[Evaluator, Callable]:
+    """An Evaluator on the dataset's env and the session's evaluate() for a deterministic actor."""
+    env_name = cfg.env or data.env_id
+    evaluator = Evaluator(lambda k: make_envs(env_name, k, training=False,
+                                              max_episode_steps=cfg.eval_max_steps or None),
+                          cfg.eval_episodes, cfg.n_envs, cfg.seed + 100, device)
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.to(torch.float32)
+        if cfg.normalize_obs:
+            obs = (obs - data.obs_mean) / data.obs_std
+        return actor(obs)
+
+    def evaluate() -> dict[str, Any]:
+        returns, lengths = evaluator.run(act)
+        mean = sum(returns) / max(len(returns), 1)
+        return {"returns": returns, "lengths": lengths,
+                "normalized_score": data.normalized_score(mean) if returns else math.nan}
+
+    return evaluator, evaluate
