@@ -57,6 +57,14 @@ CHECKPOINT_EVERY = 10_000
 _ACT = {"relu": lambda x: np.maximum(x, 0.0), "tanh": np.tanh, "elu": lambda x: np.where(x > 0, x, np.expm1(x))}
 
 
+def _ckpt_parts(ckpt: dict) -> tuple[dict, dict | None, int]:
+    """(model state dict, obs normalizer state or None, env steps) of a trainer checkpoint; both layouts:
+    {"model", "obs_norm", "global_step"} (first on-policy loop) and {"objects": {"model", "obs_norm"},
+    "step"} (run-session checkpoints, format 2)."""
+    objs = ckpt.get("objects", ckpt)
+    return objs["model"], objs.get("obs_norm"), int(ckpt.get("step", ckpt.get("global_step", -1)))
+
+
 class GaussianPolicy:
     """The actor of a toolkit ActorCritic checkpoint: obs normalization -> MLP -> mean, fixed log-std."""
 
@@ -231,8 +239,13 @@ def _random_mean(env_id: str, pol: UniformPolicy, episodes: int, seed: int) -> f
 # ---------------------------------------------------------------------------------------------------------
 # Training (subprocess) with checkpoint capture
 # ---------------------------------------------------------------------------------------------------------
+def checkpoint_every(total_steps: int) -> int:
+    """10k env steps; tiny test budgets (< 200k) checkpoint every quarter of the run (at least one rollout)."""
+    return CHECKPOINT_EVERY if total_steps >= 20 * CHECKPOINT_EVERY else max(2048, total_steps // 4)
+
+
 def behaviour_dir(env: str, seed: int, total_steps: int, root: Path | None = None) -> Path:
-    tag = hashlib.sha1(json.dumps([PPO_FLAGS, total_steps, CHECKPOINT_EVERY]).encode()).hexdigest()[:8]
+    tag = hashlib.sha1(json.dumps([PPO_FLAGS, total_steps, checkpoint_every(total_steps)]).encode()).hexdigest()[:8]
     return state_dir(root) / "behaviour" / f"{env}-seed{seed}-{tag}"
 
 
@@ -261,7 +274,10 @@ def _capture(latest: Path, ckpt_dir: Path, seen: set) -> int | None:
     except OSError:  # no hard links on this file system
         shutil.copyfile(latest, tmp)
     import torch
-    step = int(torch.load(tmp, map_location="cpu", weights_only=True)["global_step"])
+    try:
+        step = _ckpt_parts(torch.load(tmp, map_location="cpu", weights_only=True))[2]
+    except (KeyError, RuntimeError, EOFError, OSError) as err:
+        raise RuntimeError(f"cannot read the trainer's checkpoint {latest}: {err}") from err
     os.replace(tmp, ckpt_dir / f"step_{step:09d}.pt")
     return step
 
@@ -290,7 +306,7 @@ def train_behaviour(env: str, seed: int, total_steps: int | None = None, root: P
         resume = run_dirs[-1]
     elif runs.exists():  # killed before its first checkpoint: start again
         shutil.rmtree(runs)
-    cmd = [sys.executable, "-m", "algos.ppo", "--no-progress", "--checkpoint-every", str(CHECKPOINT_EVERY),
+    cmd = [sys.executable, "-m", "algos.ppo", "--no-progress", "--checkpoint-every", str(checkpoint_every(total_steps)),
            "--total-steps", str(total_steps)]
     if resume is not None:
         cmd += ["--resume", str(resume)]
@@ -332,7 +348,7 @@ def train_behaviour(env: str, seed: int, total_steps: int | None = None, root: P
         tail = (bdir / "train.log").read_text()[-2000:]
         raise RuntimeError(f"behaviour training of {env} failed (exit {ret}); log {bdir / 'train.log'}:\n{tail}")
     steps = [s for s, _ in checkpoints(bdir)]
-    gaps = [b - a for a, b in zip(steps, steps[1:]) if b - a > 2 * CHECKPOINT_EVERY]
+    gaps = [b - a for a, b in zip(steps, steps[1:]) if b - a > 2 * checkpoint_every(total_steps)]
     run_dir = sorted(runs.glob("ppo/*/*"))[-1]
     cfg = json.loads((run_dir / "config.json").read_text()).get("config", {})
     _write_json(state_file, {"env": env, "seed": seed, "total_steps": total_steps, "cmd": cmd, "done": True,

@@ -120,7 +120,7 @@ def behaviour_summary(env: str, seed: int, behaviour_steps: int | None = None, r
         medium_step = max(evals, key=evals.get)
     summary = {"env": env, "env_id": env_id, "seed": seed, "behaviour_dir": str(bdir),
                "algorithm": "classic-rl PPO (python -m algos.ppo)", "ppo_flags": bh.PPO_FLAGS,
-               "total_steps": st["total_steps"], "checkpoint_every": bh.CHECKPOINT_EVERY,
+               "total_steps": st["total_steps"], "checkpoint_every": bh.checkpoint_every(st["total_steps"]),
                "checkpoint_steps": [s for s, _ in ckpts], "checkpoint_gaps": st.get("checkpoint_gaps", []),
                "ref_min": ref_min, "ref_min_how": f"uniform-random policy, {REF_MIN_EPISODES} episodes, seeds 123+k",
                "ref_max": ref_max, "ref_max_how": f"final checkpoint (step {final_step}), mean action, "
