@@ -21,7 +21,7 @@ from analysis.plot import plot_curves
 from analysis.runs import load_runs
 from analysis.stats import bootstrap_ci
 from classic_rl.config import run_cli
-from classic_rl.sweep import Job, run_sweep
+from classic_rl.sweep import RunSpec, run_sweep
 
 # Final means read off the project-page figures (spec §1(f), [fig], v4 envs; ours are v5).
 PAPER = {"Hopper": {"bpo": 3500, "ppo": 2400, "steps": "20M"}, "Ant": {"bpo": 5000, "ppo": 4100, "steps": "20M"},
@@ -64,19 +64,21 @@ def main(argv=None) -> None:
     if args.seeds is not None:
         scale["seeds"] = args.seeds
     out = Path(args.out or f"paper_figs/out/bpo_mujoco_{args.env}_{args.scale}")
-    runs_root = out / "runs"
-    common = ["--env", args.env, "--total-steps", str(scale["steps"]), "--eval-every", str(scale["eval_every"]),
-              "--eval-episodes", str(scale["eval_episodes"]), "--run-dir", str(runs_root), "--no-progress",
-              "--device", args.device, "--torch-threads", "1"]
-    jobs = []
+    # every run through the sweep runner: deterministic slots under out/runs, so a rerun skips finished runs
+    # and resumes interrupted ones from their checkpoints
+    common = ("--eval-every", str(scale["eval_every"]), "--eval-episodes", str(scale["eval_episodes"]),
+              "--device", args.device, "--torch-threads", "1")
+    gpus = 1.0 if args.device == "cuda" else 0.0
+    specs = []
     for seed in range(1, scale["seeds"] + 1):
-        jobs.append(Job("algos.bpo", [*common, "--seed", str(seed)]))
+        specs.append(RunSpec("bpo", args.env, seed, scale["steps"], extra_args=common, num_gpus=gpus))
         if args.ppo_setting in ("paper", "both"):
-            jobs.append(Job("algos.ppo", [*common, "--seed", str(seed), *PAPER_PPO]))
+            specs.append(RunSpec("ppo", args.env, seed, scale["steps"], extra_args=(*common, *PAPER_PPO),
+                                 num_gpus=gpus))
         if args.ppo_setting in ("zoo", "both"):
-            jobs.append(Job("algos.ppo", [*common, "--seed", str(seed), "--run-dir", str(out / "runs_zoo")]))
-    results = run_sweep(jobs, workers=args.workers, backend=args.backend)
-    dirs = [str(r.run_dir) for r in results if r.returncode == 0 and r.run_dir]
+            specs.append(RunSpec("ppo", args.env, seed, scale["steps"], extra_args=common, num_gpus=gpus))
+    report = run_sweep(specs, out / "runs", workers=args.workers, backend=args.backend)
+    dirs = [str(d) for d in report.run_dirs()]
     if not dirs:
         raise SystemExit("every run failed; see the messages above")
     runs = load_runs(dirs)

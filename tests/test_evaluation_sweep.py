@@ -1,8 +1,10 @@
 """Evaluation harness splits episodes evenly and is repeatable; the sweep runner reports run dirs and failures."""
+from pathlib import Path
+
 import torch
 
 from classic_rl.evaluation import Evaluator
-from classic_rl.sweep import Job, run_sweep
+from classic_rl.sweep import RunSpec, run_sweep
 from envs.registry import make_vec_env
 
 
@@ -24,11 +26,14 @@ def test_evaluator_runs_exactly_n_episodes_split_across_envs_and_repeats():
 
 
 def test_sweep_collects_run_dirs_and_reports_failures(tmp_path, capsys):
-    ok = Job("algos.ppo", ["--env", "CartPole", "--total-steps", "64", "--n-steps", "64", "--batch-size", "32",
-                           "--n-epochs", "1", "--eval-every", "0", "--eval-episodes", "1", "--no-progress",
-                           "--run-dir", str(tmp_path)])
-    bad = Job("algos.ppo", ["--env", "NoSuchEnv"])
-    good, failed = run_sweep([ok, bad], workers=2, verbose=False)
-    assert good.returncode == 0 and good.run_dir is not None and (good.run_dir / "eval.csv").is_file()
-    assert failed.returncode == 2 and failed.run_dir is None
-    assert "unknown environment" in capsys.readouterr().err
+    tiny = (("batch_size", "32"), ("eval_every", "0"), ("eval_episodes", "1"), ("n_epochs", "1"), ("n_steps", "64"))
+    ok = RunSpec("ppo", "CartPole", 0, 64, overrides=tiny)
+    bad = RunSpec("ppo", "NoSuchEnv", 0, 64, overrides=tiny)
+    report = run_sweep([ok, bad], tmp_path, workers=2)
+    good, failed = report.results
+    assert good["outcome"] == "done" and good["returncode"] == 0
+    assert (Path(good["run_dir"]) / "eval.csv").is_file()
+    assert failed["outcome"] == "failed" and failed["returncode"] == 2 and "algos.ppo" in failed["command"]
+    assert "unknown environment" in failed["stderr_tail"]
+    err = capsys.readouterr().err
+    assert "unknown environment" in err and "NoSuchEnv" in err
