@@ -2,14 +2,18 @@
 
 The move is split like the lot-sizing step: the deterministic half is the intended move (clipped at the
 walls), the random half is the slip (gymnasium's rule: with `is_slippery` the executed direction is the
-intended one or either perpendicular one, 1/3 each). The spec marks this application as unverified (the
-authors' modified frozen_lake.py was not read); this reading of "post-decision state" is ours.
+intended one or either perpendicular one, 1/3 each). The PDPPO authors also run PDPPO on a modified
+slippery FrozenLake, but their modified env was not available to us, so this reading of "post-decision
+state" is ours (unverified against theirs).
 Map: gymnasium's `generate_random_map(size=8, seed=map_seed)`, seeded so runs are comparable (the
 authors draw an unseeded random map).
 
 `FrozenLakePD` wraps gymnasium's FrozenLakeEnv (so the dynamics are gymnasium's) and adds to info
 `post_decision_obs` (intended cell), `reward_decision` (0) and `reward_exogenous` (the reward).
-`BatchedFrozenLake` steps many lakes with torch on a device; observations are one-hot cells.
+`BatchedFrozenLake` steps many lakes with torch on a device; observations are one-hot cells; its
+`state_dict()`/`load_state_dict()` capture the lakes and their random stream, for exact resume.
+
+Importing this module registers the gymnasium id `FrozenLakePD-8x8` (200 steps per episode).
 """
 from __future__ import annotations
 
@@ -71,6 +75,14 @@ class BatchedFrozenLake:
         self.cell = torch.full((n_envs,), self.start, dtype=torch.int64, device=dev)
         self.elapsed = torch.zeros(n_envs, dtype=torch.int64, device=dev)
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "cell": self.cell.clone(), "elapsed": self.elapsed.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.cell = state["cell"].to(self.device).clone()
+        self.elapsed = state["elapsed"].to(self.device).clone()
+
     def config(self) -> dict:
         return {"map": self.desc, "is_slippery": self.is_slippery, "max_steps": self.max_steps}
 
@@ -103,3 +115,7 @@ class BatchedFrozenLake:
         self.cell = torch.where(done, self.start, self.cell)
         self.elapsed = torch.where(done, 0, self.elapsed)
         return self.observation(self.cell), reward, terminated, truncated, info
+
+
+if "FrozenLakePD-8x8" not in gym.registry:
+    gym.register(id="FrozenLakePD-8x8", entry_point="envs.frozen_lake:FrozenLakePD", max_episode_steps=200)

@@ -33,7 +33,7 @@ SHORT_NAMES: dict[str, str] = {**{n: f"{n}-v5" for n in MUJOCO}, **{n: f"{n}NoFr
                                **CLASSIC, **PROJECT}
 
 # Packages of this project that register their own gymnasium ids when imported.
-PROJECT_ENV_MODULES = ["envs.lqr", "envs.inventory", "envs.lotsizing", "envs.tabular", "envs.linear_mdp"]
+PROJECT_ENV_MODULES = ["envs.lqr", "envs.inventory", "envs.lotsizing", "envs.frozen_lake", "envs.tabular", "envs.linear_mdp"]
 _registered = False
 
 

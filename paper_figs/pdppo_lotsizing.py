@@ -7,12 +7,14 @@
 
 Both methods run in algos.pdppo's loop with the authors' latest settings: "pdppo" (two critics, A = max) and
 "ppo-authors" (`--critics pre-only`: the authors' PPO baseline, same actor, buffer and optimisers), so they
-differ in the critics only. `--generic-ppo` also runs the toolkit's algos.ppo (its own GAE/minibatch
-settings; its train_return_mean is a 100-episode mean logged every rollout, so only its max is compared).
+differ in the critics only (both write runs/pdppo/<env>/...; summary.json's `variant` tells them apart).
+`--generic-ppo` also runs the toolkit's algos.ppo (its own GAE/minibatch settings; its train_return_mean is
+a 100-episode mean logged every rollout, so only its max is compared).
 `--frozen-trunk` reproduces the authors' optimisers exactly (actor trunk frozen at its random init).
-Metrics as the authors' generate_tables.py: the training return logged every 40 episodes (4 000 steps);
-"max reward" = its maximum over the run, "cumulative reward" = the sum of the logged values; mean +/- sd
-over seeds and one-sided Welch t-tests (PDPPO > the other method). A campaign heuristic
+Metrics as the authors' generate_tables.py: the mean training return of the episodes in each window of 40
+episodes (4 000 steps; algos.pdppo's `window_return`); "max reward" = its maximum over the run,
+"cumulative reward" = the sum of the window values; mean +/- sd over seeds and one-sided Welch t-tests
+(PDPPO > the other method). A campaign heuristic
 (envs/lotsizing/heuristic.py, tuned on its own seeds) gives an absolute yardstick.
 Runs go to <run-dir>/<scale>/..., the figure and table to <out>/<scale>-<instance>.{png,md}.
 """
@@ -34,15 +36,15 @@ from classic_rl.config import parse_config, require, run_cli
 from classic_rl.runlog import atomic_write_text
 
 SCALES = {  # total env steps, logging window, seeds, evaluation episodes at the end
-    "smoke": dict(total_steps=4000, log_every=800, seeds=[1, 2], eval_episodes=4),
-    "small": dict(total_steps=48_000, log_every=4000, seeds=[1, 2, 3, 4, 5], eval_episodes=40),
-    "paper": dict(total_steps=1_000_000, log_every=4000, seeds=list(range(1, 21)), eval_episodes=40),
+    "smoke": dict(total_steps=4000, window_steps=800, seeds=[1, 2], eval_episodes=4),
+    "small": dict(total_steps=48_000, window_steps=4000, seeds=[1, 2, 3, 4, 5], eval_episodes=40),
+    "paper": dict(total_steps=1_000_000, window_steps=4000, seeds=list(range(1, 21)), eval_episodes=40),
 }
 METHODS = {"pdppo": ["--critics", "dual-split"], "ppo-authors": ["--critics", "pre-only"]}
 # The authors' logged training return (40-episode mean every 4 000 steps), best value within the first
 # 48k / 100k / 1M steps, for the runs we read of their 20: runs 1-3 of
 # code/Lot-sizing/logs/15items_5machines_t100_i100_{PDPPO,PPO}/*_log_{1,2,3}.csv (read, not shipped), and
-# run 1 of 25x15 from the spec 1(f). Their 20-run tables were not found.
+# run 1 of their 25items_15machines log. Their 20-run tables were not found.
 PAPER_LOGS = {
     "15x5": {"pdppo": {48_000: [-5593.3, -5288.7, -6868.2], 100_000: [-4189.5, -4647.0, -4837.6],
                        1_000_000: [-2687.8, -3290.6, -4003.2]},
@@ -88,13 +90,18 @@ class FigConfig:
 # ----------------------------------------------------------------------------- training
 
 
-def completed(root: Path, algo: str, env: str, seed: int, steps: int) -> bool:
-    """A finished run of this algorithm/env/seed with at least `steps` env steps exists."""
+def method(run: Run) -> str:
+    """The method a run belongs to: algos.pdppo's variant (pdppo, ppo-authors, ...) or the algorithm."""
+    return run.summary.get("variant", run.algo)
+
+
+def completed(root: Path, algo: str, name: str, env: str, seed: int, steps: int) -> bool:
+    """A finished run of this algorithm (module) / method / env / seed with at least `steps` env steps exists."""
     folder = root / algo / env
     if not folder.is_dir():
         return False
     for run in load_runs([str(folder)]):
-        if run.seed == seed and int(run.summary.get("env_steps", 0)) >= steps:
+        if run.seed == seed and method(run) == name and int(run.summary.get("env_steps", 0)) >= steps:
             return True
     return False
 
@@ -106,12 +113,12 @@ def training_commands(cfg: FigConfig, scale: dict, root: Path) -> list[tuple[str
     todo = []
     for seed in scale["seeds"]:
         for algo, flags in METHODS.items():
-            if not completed(root, algo, env, seed, scale["total_steps"]):
+            if not completed(root, "pdppo", algo, env, seed, scale["total_steps"]):
                 todo.append((f"{algo} seed {seed}", [sys.executable, "-m", "algos.pdppo", *common, "--seed", str(seed),
-                                                    "--log-every", str(scale["log_every"]), "--eval-every", "0",
+                                                    "--window-steps", str(scale["window_steps"]), "--eval-every", "0",
                                                     "--eval-episodes", str(scale["eval_episodes"]), *flags,
                                                     *(["--no-train-actor-trunk"] if cfg.frozen_trunk else [])]))
-        if cfg.generic_ppo and not completed(root, "ppo", env, seed, scale["total_steps"]):
+        if cfg.generic_ppo and not completed(root, "ppo", "ppo", env, seed, scale["total_steps"]):
             todo.append((f"ppo seed {seed}", [sys.executable, "-m", "algos.ppo", *common, "--seed", str(seed),
                                               "--torch-threads", "1", "--eval-every", "0",
                                               "--eval-episodes", str(scale["eval_episodes"])]))
@@ -135,8 +142,9 @@ def run_all(todo: list[tuple[str, list[str]]], jobs: int, log_dir: Path) -> None
 
 
 def logged_curve(run: Run, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(env steps, logged training return) up to `max_steps`; algos.ppo logs the same column name."""
-    x, y = run.metrics.get("env_steps", np.zeros(0)), run.metrics.get("train_return_mean", np.zeros(0))
+    """(env steps, window training return) up to `max_steps`; for algos.ppo its 100-episode train_return_mean."""
+    column = "window_return" if "window_return" in run.metrics else "train_return_mean"
+    x, y = run.metrics.get("env_steps", np.zeros(0)), run.metrics.get(column, np.zeros(0))
     keep = np.isfinite(y) & (x <= max_steps)
     return x[keep], y[keep]
 
@@ -255,7 +263,7 @@ def main(argv=None) -> None:
             and int(r.summary.get("env_steps", 0)) >= scale["total_steps"]]
     groups: dict[str, list[Run]] = {}
     for r in runs:
-        groups.setdefault(r.algo, []).append(r)
+        groups.setdefault(method(r), []).append(r)
     heuristic = heuristic_baseline(cfg.instance)
     table = report(groups, scale["total_steps"], cfg.instance, heuristic)
     out = Path(cfg.out)

@@ -8,8 +8,8 @@ from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
 import envs.lotsizing  # noqa: F401 - registers the ids
 from classic_rl import UserError
+from envs.frozen_lake import BatchedFrozenLake, FrozenLakePD, intended_cell, lake_map
 from envs.lotsizing.batched import BatchedLotSizing
-from envs.lotsizing.frozen_lake import BatchedFrozenLake, FrozenLakePD, intended_cell, lake_map
 from envs.lotsizing.heuristic import campaign_action
 from envs.lotsizing.instances import INSTANCES, generate_instance, instance_from_dict, load_instance
 from envs.lotsizing.plant import LotSizingEnv
@@ -96,7 +96,7 @@ def test_stored_lost_sales_flag_maps_to_intended_range():
 
 
 def reference_step(inst, inventory, setups, action, demand, b):
-    """The spec's rules written as plain loops, independent of the vectorized implementation."""
+    """The authors' plant rules written as plain loops, independent of the vectorized implementation."""
     inventory, setups, setup_cost = list(inventory), list(setups), 0.0
     for m, a in enumerate(action):
         if a == 0:
@@ -285,3 +285,23 @@ def test_batched_frozen_lake_slips_uniformly():
     moved = env.cell                                   # 1 (right), 8 (down), 0 (up -> wall)
     freq = torch.bincount(moved, minlength=64)[[0, 1, 8]].float() / 3000
     assert torch.allclose(freq, torch.full((3,), 1 / 3), atol=0.03)
+
+
+@pytest.mark.parametrize("make", [lambda: BatchedLotSizing("15x5", 3, seed=4),
+                                  lambda: BatchedFrozenLake(3, seed=4)])
+def test_batched_state_dict_resumes_exactly(make):
+    """A copy loaded from state_dict() mid-episode (and across an episode end) steps exactly like the original."""
+    env, copy = make(), make()
+    env.reset(seed=4)
+    copy.reset(seed=99)
+    g = torch.Generator().manual_seed(0)
+    nvec = env.action_nvec
+    act = lambda: torch.stack([torch.randint(0, n, (3,), generator=g) for n in nvec], 1)
+    for _ in range(37):
+        env.step(act())
+    copy.load_state_dict(env.state_dict())
+    for _ in range(150):
+        a = act()
+        out, out_copy = env.step(a), copy.step(a)
+        for x, y in zip(out[:4], out_copy[:4]):
+            assert torch.equal(x, y)

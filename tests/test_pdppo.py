@@ -1,7 +1,8 @@
 """PDPPO: advantage combination and critic targets against hand computations on a fixed 3-step
 trajectory, the per-head clipped actor loss against a hand computation, CLI errors, smoke runs and
-determinism."""
+determinism (resume and the run contract: tests/test_run_contract.py)."""
 import csv
+import json
 import math
 import statistics
 
@@ -129,10 +130,10 @@ def test_cli_help_and_bad_input(capsys):
 
 
 def tiny(tmp_path, *extra):
-    argv = ["--total-steps", "800", "--update-every", "400", "--epochs", "2", "--log-every", "400",
+    argv = ["--total-steps", "800", "--update-every", "400", "--n-epochs", "2", "--window-steps", "400",
             "--eval-every", "0", "--eval-episodes", "2", "--run-dir", str(tmp_path), "--no-progress",
             "--device", "cpu", *extra]
-    return train(parse_config(PDPPOConfig, argv)).path
+    return train(parse_config(PDPPOConfig, argv), argv).path
 
 
 def rows(path):
@@ -145,10 +146,13 @@ def test_smoke_and_determinism(tmp_path):
     b = tiny(tmp_path / "b")
     assert rows(a) == rows(b) and len(rows(a)) == 2
     assert float(rows(a)[0]["train_episodes"]) == 4  # 4 plants x 100 steps = 4 episodes per 400 steps
-    import json
+    assert rows(a)[0]["window_return"] == rows(a)[0]["train_return_mean"]  # window = one update here
     cfg = json.loads((a / "config.json").read_text())["config"]
-    assert cfg["env_config"]["negative_production"] is True and cfg["critics"] == "dual-split"
-    assert (a / "eval.csv").exists() and (a / "summary.json").exists()
+    summary = json.loads((a / "summary.json").read_text())
+    assert summary["env_config"]["negative_production"] is True and cfg["critics"] == "dual-split"
+    assert summary["variant"] == "pdppo" and summary["windows"] == 2
+    assert summary["headline"] == "final_eval_return" and summary["headline_value"] is not None
+    assert (a / "eval.csv").exists()
     assert rows(tiny(tmp_path / "c", "--seed", "2")) != rows(a)
 
 
@@ -161,7 +165,18 @@ def test_variants_run(tmp_path, extra):
     assert len(rows(path)) == 2 and all(r["policy_loss"] not in ("", "nan") for r in rows(path))
     from classic_rl.utils import load_checkpoint
     state = load_checkpoint(path / "checkpoints" / "latest.pt")
-    assert state["global_step"] == 800 and "actor" in state and "opt_actor" in state
+    assert state["step"] == 800 and {"actor", "opt_actor", "env", "loop"} <= set(state["objects"])
+
+
+def test_short_run_is_announced_and_every_update_writes_a_row(tmp_path, capsys):
+    """--total-steps shorter than a window (and not a whole number of rollouts) still logs every update."""
+    argv = ["--total-steps", "700", "--update-every", "400", "--n-epochs", "1", "--eval-every", "0",
+            "--eval-episodes", "1", "--run-dir", str(tmp_path), "--no-progress"]
+    train(parse_config(PDPPOConfig, argv), argv)
+    assert "--total-steps 700 runs 800" in capsys.readouterr().err
+    path = next(tmp_path.rglob("metrics.csv")).parent
+    assert [r["env_steps"] for r in rows(path)] == ["400", "800"]
+    assert all(r["window_return"] == "" for r in rows(path))  # the 4000-step window never closed
 
 
 @pytest.mark.slow
@@ -169,9 +184,10 @@ def test_pdppo_learns_on_15x5(tmp_path):
     """A few minutes: the authors' curves (and ours) first fall towards the random policy's return (about
     -12 800) while the critics catch up with returns of order -500, then climb; after 40k steps the last
     logged return must be well above the worst one."""
-    main(["--total-steps", "40000", "--eval-every", "0", "--eval-episodes", "0", "--run-dir", str(tmp_path),
+    main(["--total-steps", "40000", "--eval-every", "0", "--eval-episodes", "1", "--run-dir", str(tmp_path),
           "--no-progress", "--device", "cpu"])
-    curve = [float(r["train_return_mean"]) for r in rows(next(tmp_path.rglob("metrics.csv")).parent)]
+    curve = [float(r["window_return"]) for r in rows(next(tmp_path.rglob("metrics.csv")).parent)
+             if r["window_return"] != ""]
     assert len(curve) == 10
     assert curve[-1] > min(curve) + 2000 and curve[-1] > -9000
 
@@ -185,7 +201,7 @@ def test_paper_metrics_and_welch_by_hand():
 
     run = Run(path=None, algo="pdppo", env="LotSizing-15x5", seed=1, config={},
               metrics={"env_steps": np.array([4000.0, 8000.0, 12000.0]),
-                       "train_return_mean": np.array([-9000.0, np.nan, -7000.0])},
+                       "window_return": np.array([-9000.0, np.nan, -7000.0])},
               summary={"final_eval_return": -6500.0})
     m = paper_metrics([run], max_steps=8000)      # the point at 12000 lies beyond the budget
     assert m["max"].tolist() == [-9000.0] and m["cumulative"].tolist() == [-9000.0]

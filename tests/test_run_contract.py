@@ -50,6 +50,7 @@ CARTPOLE_ONPOLICY = ["--env", "CartPole", "--n-envs", "1", "--n-steps", "64", "-
 CASES = {
     "ppo": Case("algos.ppo", CARTPOLE_ONPOLICY, 128, 192, 200_000, 64),
     "bpo": Case("algos.bpo", CARTPOLE_ONPOLICY, 128, 192, 200_000, 64),
+    "pdppo": Case("algos.pdppo", ["--env", "LotSizing-15x5", "--n-envs", "2", "--update-every", "200", "--n-epochs", "2", "--hidden-sizes", "16", "16", "--window-steps", "400", "--eval-every", "200", "--eval-episodes", "1", "--no-progress"], 400, 600, 10_000_000, 200),
 }
 
 

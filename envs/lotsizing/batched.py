@@ -4,7 +4,9 @@ Same dynamics as `plant.LotSizingEnv` (tests/test_lotsizing.py checks them step 
 states and demand paths). All plants share the instance and the horizon, so their episodes end together;
 `step` then returns the final observation in `info["final_obs"]` and the first observation of fresh
 episodes as `obs` (same-step autoreset). Random draws use one torch.Generator on the device, so the same
-seed on the same device gives the same numbers (CPU and CUDA streams differ).
+seed on the same device gives the same numbers (CPU and CUDA streams differ). `state_dict()` /
+`load_state_dict()` capture the plants (stock, setups, demand paths, period) and that generator, so a
+training run checkpointed mid-episode resumes exactly.
 """
 from __future__ import annotations
 
@@ -47,6 +49,14 @@ class BatchedLotSizing:
         self.setups = torch.zeros(n_plants, self.n_machines, dtype=torch.int64, device=dev)
         self.demand = torch.zeros(n_plants, self.horizon + 1, self.n_items, dtype=torch.int64, device=dev)
         self.t = 0
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "inventory": self.inventory.clone(),
+                "setups": self.setups.clone(), "demand": self.demand.clone(), "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.set_state(state["inventory"], state["setups"], state["demand"], int(state["t"]))
 
     def config(self) -> dict:
         return {"instance": self.inst.name, "observe_setups": self.observe_setups,

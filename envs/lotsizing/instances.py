@@ -4,9 +4,9 @@ The JSON files in `data/` use the field names of the authors' `cfg_env/setting_*
 (machine_production, setup_costs, setup_loss, holding_costs, lost_sales_costs, max_inventory_level,
 initial_inventory, initial_setup, demand_distribution, time_horizon), so their files load unchanged.
 
-`15x5.json` holds the authors' `15items_5machines_t100_i100` instance as printed in the spec.
+`15x5.json` holds the authors' `15items_5machines_t100_i100` instance (leokan92/pdppo, cfg_env/).
 The larger instances are NOT the authors' files: they are regenerated here by `generate_instance` with a
-fixed seed, following the generator the spec describes (same distributions, same b in {0.1, 1.1} quirk),
+fixed seed, following the authors' generate_setting.py (same distributions, same b in {0.1, 1.1} quirk),
 so they reproduce the structure (sizes, sparsity, cost ranges) but not the exact numbers.
 """
 from __future__ import annotations
@@ -103,13 +103,13 @@ def load_instance(name_or_path: str) -> Instance:
 
 
 def _min_biased(rng: np.random.Generator, low: int, high: int, p_min: float, size) -> np.ndarray:
-    """`low` with probability p_min, otherwise uniform over low+1..high (the spec's generator)."""
+    """`low` with probability p_min, otherwise uniform over low+1..high (the authors' generator)."""
     uniform = rng.integers(low + 1, high + 1, size=size)
     return np.where(rng.random(size) < p_min, low, uniform)
 
 
 def generate_instance(n_items: int, n_machines: int, seed: int, horizon: int = 100) -> dict:
-    """A random instance dict with the spec's generator structure (seeded, unlike the authors').
+    """A random instance dict with the authors' generator structure (seeded, unlike the authors').
 
     P in 0..40 (p0 0.4), K in 15..30 (p0 0.2), loss in 1..3 (p0 0.7), initial inventory 0..50 (p0 0.05),
     initial setup 0..N (p0 0.4), I^max 100, h 0.01, and b in {0.1, 1.1} with probability 1/2 each: the

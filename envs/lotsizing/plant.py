@@ -8,7 +8,7 @@ Each period splits into two halves, exposed separately so that post-decision met
 The reward is -(C^x + lost-sales cost + holding cost); `info` carries the post-decision observation and
 both halves of the reward (`reward_decision = -C^x`, `reward_exogenous = reward - reward_decision`).
 
-Quirks of the authors' env, kept by default (see the spec, pitfall 7):
+Quirks of the authors' env, kept by default so results compare with theirs:
 * `negative_production=True`: a machine assigned an item it cannot make (P = 0) still switches its
   setup, pays K and loses l units, so that item's stock *decreases*. With False such an assignment
   idles the machine (no cost, no production, setup lost).
