@@ -2,6 +2,7 @@
 
     python -m analysis.sample_complexity runs/*/LQR -o lqr.png
     python -m analysis.sample_complexity runs/*/CartPole-v1 --target 150 195 --x trajectories -o cartpole.png
+    python -m analysis.sample_complexity results.sqlite --target 1000 2000 --baseline ppo -o mujoco.png
 
 For every algorithm (runs grouped by the `algo` of their run directory) this
   * draws the evaluation curve against environment steps and against trajectories (two panels): the
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from analysis.collect import is_results_table, load_results
 from analysis.runs import Run, group_runs, load_runs
 from analysis.stats import steps_to_threshold
 from classic_rl import UserError
@@ -246,7 +248,10 @@ def plot(runs: Sequence[Run], out: Path, title: str, n_grid: int = 60) -> Path:
 def run(patterns: Sequence[str], out: str, targets: Sequence[float] | None = None, x: str = "env_steps",
         baseline: str = "vanilla_pg", fit_from: float = 0.5, table: str | None = None) -> dict[str, dict]:
     """Analyse run directories, per environment; returns {env: result} and writes figure(s) and table."""
-    runs = load_runs(patterns)
+    if len(patterns) == 1 and is_results_table(patterns[0]):  # the table of analysis.collect
+        runs = load_results(patterns[0])
+    else:
+        runs = load_runs(patterns)
     by_env = group_runs(runs, "env")
     out_path = Path(out)
     results: dict[str, dict] = {}
@@ -272,7 +277,8 @@ def run(patterns: Sequence[str], out: str, targets: Sequence[float] | None = Non
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m analysis.sample_complexity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", help="run directories, folders holding them, or globs")
+    parser.add_argument("run_dirs", nargs="+", help="run directories, folders holding them, or globs; or one "
+                                                    "results table from analysis.collect (*.sqlite)")
     parser.add_argument("--target", type=float, nargs="+", default=None,
                         help="targets: suboptimality levels on LQR (reach <= target), returns elsewhere (>=); "
                              f"defaults: {DEFAULT_TARGETS}")
