@@ -1,45 +1,103 @@
 """HDPO: Hindsight Differentiable Policy Optimization for inventory networks (Alvo, Russo, Kanoria, Lee;
-arXiv 2306.11246). Spec: shared/specs/hdpo_inventory.md, 1(c).1.
+arXiv 2306.11246).
 
-Demand is exogenous, so a batch of demand scenarios is drawn once and every policy is back-tested on it.
-The simulator is differentiable in the orders, so the total cost of a batch is differentiated through the
-whole trajectory (backprop through time) and Adam takes a step: no value function, no stochastic policy.
-Dev cost (warm-up excluded) picks the best parameters (early stopping); they are restored for the test.
+Demand is exogenous, so a set of demand scenarios xi^n = (demand paths d^n_{0:T-1}, initial inventory s^n_0)
+is drawn once and every policy is back-tested on it. The policy is deterministic, a_t = pi_theta(s_t), and
+the simulator (`envs/inventory/simulator.py`) is differentiable in the orders, so the empirical cost
 
-    python -m algos.hdpo --setting lost_sales --lead-time 4 --underage-cost 9 --policy mlp
-    python -m algos.hdpo --setting transshipment --stores 10 --policy gnn --device cuda
+    J_B(theta) = 1 / (B T S) * sum_{n in batch} sum_{t < T} c(s^n_t, pi_theta(s^n_t), d^n_t),
+    s^n_{t+1} = f(s^n_t, pi_theta(s^n_t), d^n_t)
 
-Defaults are CPU-sized; the paper's sizes are in each flag's help (e.g. --n-train 32768 --batch-size 8192
---test-periods 5000 --test-ignore 3000 for S1/S2).
+(B scenarios, T = --train-periods, S stores; warm-up periods included in the loss) is differentiated
+exactly through the whole trajectory (backprop through time; max/min/clip have sub-gradients and the
+feasibility layers are smooth almost everywhere), and Adam (default betas) takes a step. No value function,
+no stochastic policy. Every --eval-every steps the policy is rolled out without gradients on the dev
+scenarios (cost per period per store over periods t >= --dev-ignore); the parameters with the lowest dev
+cost are kept (early stopping after --patience steps without improvement, off by default), and that
+best-dev policy alone is evaluated on the test scenarios (--test-periods, cost after --test-ignore,
+orders rounded to integers for Poisson demand as the authors do). The test set never influences training or
+selection; `--test-curve` also records the test cost of the current iterate at every dev check (about a
+third of the wall time at the default sizes, so off by default; the final test cost is the same either way).
+
+What the shared flags mean here:
+  * `--env`: the benchmark setting (backlog = S1, lost_sales = S2, serial = S3, one_warehouse = S4,
+    transshipment = S5, many_warehouses = S6, n_stores_lost = S9); its parameters have their own flags
+    (--lead-time, --underage-cost, --stores, ...), and the run directory is runs/hdpo/<instance>/.
+  * a step: one simulated period of one training scenario path (a "path-period", the unit PPO's env steps
+    are counted in on the gym version of these simulators); one gradient step is --n-envs x --train-periods
+    steps and one epoch --n-train x --train-periods. Evaluation rollouts are not counted.
+  * `--n-envs`: scenario paths simulated in parallel in one gradient step (the paper's batch size).
+  * an evaluation: the dev cost; eval.csv's return is -(dev cost) and --eval-episodes is the number of dev
+    scenarios. The headline of summary.json is the test cost of the best-dev policy (lower is better), with
+    its gap to the optimum or bound where one is known.
+  * `--resume` is exact: the policy, the best-dev policy, Adam, the batch-order generator and the epoch's
+    permutation, the early-stopping state and every RNG are checkpointed (the scenarios are regenerated from
+    their fixed seeds).
+
+Settings and where they come from (the authors' code and v3 notebooks): Adam with lr 3e-3 for the vanilla
+MLP on one store, 1e-2 serial, 1e-3 transshipment, 3e-4 one-warehouse/many-warehouse, 1e-3 GNN and
+symmetry-aware, 0.5 base-stock/echelon-stock, 1.0 capped base-stock; gradient-norm clip 1.0 for the GNN only;
+train horizon 50 (30 warm-up), dev 100 (60), test 5000 (3000); 32768 training scenarios for S1-S3 and S5,
+8192 for S4/S6; batch 8192 for S1-S3, 1024 for S4-S6; dev check every 10 epochs; early stopping after 500
+epochs; up to 20000 epochs. The defaults here are CPU-sized (8192 training and 4096 dev/test scenarios,
+test 1000 periods with 300 warm-up, 300 epochs); each flag's help gives the paper's value. Where the two
+author versions differ (e.g. the transshipment learning rate: 1e-4 in the v2 config, 1e-3 picked in the v3
+finals) the v3 finals' value is used.
+
+    python -m algos.hdpo --env lost_sales --lead-time 4 --underage-cost 9 --policy mlp
+    python -m algos.hdpo --env transshipment --stores 10 --policy gnn --device cuda
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import sys
-import time
-from typing import Literal, Optional
+from pathlib import Path
+from typing import Literal, Optional, Sequence
 
 import torch
 
 from classic_rl import UserError
-from classic_rl.config import parse_config, require, run_cli, to_dict
-from classic_rl.runlog import Progress, RunLogger
-from classic_rl.utils import resolve_device, seed_everything, set_torch_threads
-from envs.inventory.policies import default_grad_clip, default_lr, make_policy
+from classic_rl.config import RunConfig, parse_config, require, run_cli
+from classic_rl.session import LoopState, RunSession
 from envs.inventory import optimal, settings as st
+from envs.inventory.policies import default_grad_clip, default_lr, make_policy
 from envs.inventory.simulator import reported_cost, rollout, routing, training_loss
+
+# S1 at the default sizes: one epoch = 8192 scenarios x 50 periods
+_EPOCH = 8192 * 50
 
 
 @dataclasses.dataclass
-class HDPOConfig:
+class HDPOConfig(RunConfig):
     """Train an inventory policy with HDPO (pathwise gradients through the simulator)."""
 
-    setting: Literal["backlog", "lost_sales", "serial", "one_warehouse", "transshipment", "many_warehouses",
-                     "n_stores_lost"] = "lost_sales"
-    """benchmark: backlog (S1), lost_sales (S2), serial (S3), one_warehouse (S4), transshipment (S5),
+    env: Literal["backlog", "lost_sales", "serial", "one_warehouse", "transshipment", "many_warehouses",
+                 "n_stores_lost"] = "lost_sales"
+    """benchmark setting: backlog (S1), lost_sales (S2), serial (S3), one_warehouse (S4), transshipment (S5),
     many_warehouses (S6, the 2x10 instance), n_stores_lost (S9)"""
+    total_steps: int = 300 * _EPOCH
+    """training budget in path-periods (one simulated period of one training scenario): a gradient step is
+    --n-envs x --train-periods of them, an epoch --n-train x --train-periods. Default: 300 epochs of the
+    default 8192 scenarios x 50 periods (paper: up to 20000 epochs of 32768 x 50, with early stopping)"""
+    n_envs: int = 1024
+    """scenario paths simulated in parallel per gradient step: the paper's batch size (8192 for S1-S3, 1024
+    for S4-S6)"""
+    eval_every: int = 5 * _EPOCH
+    """dev evaluation (selects the best-dev policy) every this many path-periods; default every 5 epochs of
+    the default sizes (paper: every 10 epochs); 0 = only at the end"""
+    eval_episodes: int = 4096
+    """dev scenarios per evaluation (paper: 32768); eval.csv's return is -(dev cost)"""
+    seed: int = 1
+    """seed of the policy initialisation and of the order of training batches; the scenarios use the
+    authors' fixed numpy seeds (57 train/dev, 65 test), so every seed sees the same data"""
+    checkpoint_every: int = 0
+    """save a checkpoint every this many path-periods (0 = only at the end)"""
+    torch_threads: int = 1
+    """torch CPU threads (0 = torch default). 1 by default: the per-period ops are small, and on a shared
+    CPU extra intra-op threads spin and were measured 25x slower (2 threads vs 1, loaded 2-core machine)"""
     lead_time: int = 4
     """store lead time L (backlog, lost_sales, serial, n_stores_lost)"""
     underage_cost: float = 9.0
@@ -54,18 +112,16 @@ class HDPOConfig:
     """demand correlation between stores (one_warehouse, transshipment)"""
     policy: Literal["mlp", "base_stock", "capped_base_stock", "echelon_stock", "symmetry_aware", "gnn"] = "mlp"
     """policy class (base_stock: stores without warehouse; echelon_stock: serial; symmetry_aware: one warehouse)"""
-    hidden: Optional[list[int]] = None
-    """MLP hidden widths (default per setting: [32,32] one store/serial, [256,256,256] networks); GNN: width"""
-    lr: float = 0.0
-    """Adam learning rate (0 = the spec default of the policy: 3e-3 MLP one store, 0.5 base stock, 1e-3 GNN...)"""
-    grad_clip: float = -1.0
-    """max gradient norm (-1 = default: 1.0 for GNN, none otherwise; 0 = none)"""
+    hidden_sizes: Optional[list[int]] = None
+    """MLP hidden widths (None: [32, 32] one store / serial, [256, 256, 256] networks); GNN: its width is
+    the first entry (None: 32)"""
+    lr: Optional[float] = None
+    """Adam learning rate (None: the authors' value for the policy: 3e-3 MLP one store, 1e-2 serial, 1e-3
+    transshipment, 3e-4 one warehouse; 0.5 base/echelon stock, 1.0 capped; 1e-3 GNN and symmetry-aware)"""
+    grad_clip: Optional[float] = None
+    """max global gradient norm (None: 1.0 for the GNN, no clipping otherwise; 0 = no clipping)"""
     n_train: int = 8192
-    """training scenarios (paper: 32768 for S1-S3, S5; 8192 for S4, S6)"""
-    batch_size: int = 1024
-    """scenarios per gradient step (paper: 8192 for S1-S3, 1024 for S4-S6)"""
-    n_dev: int = 4096
-    """dev scenarios for early stopping (paper: 32768)"""
+    """training scenarios, reshuffled into batches every epoch (paper: 32768 for S1-S3, S5; 8192 for S4, S6)"""
     n_test: int = 4096
     """test scenarios (paper: 32768)"""
     train_periods: int = 50
@@ -80,74 +136,65 @@ class HDPOConfig:
     """test horizon (paper 5000)"""
     test_ignore: int = 300
     """test warm-up (paper 3000)"""
-    epochs: int = 300
-    """passes over the training scenarios (paper: up to 20000 with early stopping)"""
-    dev_every: int = 5
-    """evaluate dev (and test curve) every this many epochs"""
-    patience: int = 500
-    """stop after this many epochs without a dev improvement"""
-    time_limit: float = 0.0
-    """stop training after this many minutes (0 = no limit)"""
-    test_curve: bool = True
-    """also evaluate the test set at every dev evaluation (for the test cost curve; not used for selection)"""
+    patience: Optional[int] = None
+    """stop after this many path-periods without a dev improvement (None = never; paper: 500 epochs)"""
+    time_limit: Optional[float] = None
+    """stop training after this many minutes of run time (None = no limit; a timed run is not reproducible)"""
+    test_curve: bool = False
+    """also evaluate the test set at every dev evaluation (a test-cost curve in eval.csv; not used for
+    selection; about a third of the wall time at the default sizes)"""
     round_test: Literal["auto", "yes", "no"] = "auto"
     """round test orders to integers (auto: yes for Poisson demand, as the authors)"""
     reference: bool = True
     """compute the optimum / lower bound of the instance and report the gap"""
-    seed: int = 1
-    """seed for torch (policy init, batch order); scenarios use the authors' fixed numpy seeds"""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """device of the simulator and the policy"""
-    run_dir: str = "runs"
-    """root folder; the run goes to runs/hdpo/<instance>/<seed>-<timestamp>/"""
-    torch_threads: int = 1
-    """torch CPU threads (0 = torch default). 1 by default: the per-period ops are small, and on a shared
-    CPU extra intra-op threads spin and were measured 25x slower (2 threads vs 1, loaded 2-core machine)"""
-    progress: bool = True
-    """show a progress bar"""
 
     def validate(self) -> None:
-        for name in ("n_train", "batch_size", "n_dev", "n_test", "epochs", "dev_every", "patience",
-                     "train_periods", "dev_periods", "test_periods", "stores"):
+        super().validate()
+        for name in ("n_train", "n_test", "train_periods", "dev_periods", "test_periods", "stores"):
             require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
-        require(self.batch_size <= self.n_train, "--batch-size must not exceed --n-train")
+        require(self.n_envs <= self.n_train, f"--n-envs ({self.n_envs}) must not exceed --n-train ({self.n_train})")
         for periods, ignore in (("train_periods", "train_ignore"), ("dev_periods", "dev_ignore"),
                                 ("test_periods", "test_ignore")):
             require(0 <= getattr(self, ignore) < getattr(self, periods),
                     f"--{ignore.replace('_', '-')} must be in [0, --{periods.replace('_', '-')})")
-        require(self.lead_time >= (1 if self.setting in ("lost_sales", "n_stores_lost") else 0),
+        require(self.lead_time >= (1 if self.env in ("lost_sales", "n_stores_lost") else 0),
                 "--lead-time must be >= 1 for lost-sales settings and >= 0 otherwise")
         require(self.underage_cost > 0, "--underage-cost must be positive")
-        require(self.lr >= 0, "--lr must be >= 0")
+        require(self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(self.grad_clip is None or self.grad_clip >= 0, f"--grad-clip must be >= 0, got {self.grad_clip}")
+        require(self.patience is None or self.patience > 0, f"--patience must be positive, got {self.patience}")
+        require(self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive")
+        require(not self.hidden_sizes or min(self.hidden_sizes) > 0, "--hidden-sizes must be positive")
 
 
 def instance_name(cfg: HDPOConfig) -> str:
-    if cfg.setting in ("backlog", "lost_sales"):
-        return f"{cfg.setting}-L{cfg.lead_time}-p{cfg.underage_cost:g}"
-    if cfg.setting == "serial":
+    if cfg.env in ("backlog", "lost_sales"):
+        return f"{cfg.env}-L{cfg.lead_time}-p{cfg.underage_cost:g}"
+    if cfg.env == "serial":
         return f"serial{cfg.locations}-L{cfg.lead_time}-p{cfg.underage_cost:g}"
-    if cfg.setting == "transshipment":
+    if cfg.env == "transshipment":
         return f"transshipment-S{cfg.stores}-L{cfg.store_lead_time}-p{cfg.underage_cost:g}-rho{cfg.correlation:g}"
-    if cfg.setting == "n_stores_lost":
+    if cfg.env == "n_stores_lost":
         return f"n_stores_lost-S{cfg.stores}-L{cfg.lead_time}-p{cfg.underage_cost:g}"
-    return f"{cfg.setting}-S{cfg.stores}"
+    return f"{cfg.env}-S{cfg.stores}"
 
 
 def reference_cost(cfg: HDPOConfig, net: st.Network) -> tuple[Optional[float], str]:
     """(value, kind) of the optimum or bound the test cost is compared with (None where none is known)."""
-    if cfg.setting == "backlog":
+    if cfg.env == "backlog":
         return optimal.backlog_base_stock(cfg.lead_time, cfg.underage_cost)[1], "optimum (closed form)"
-    if cfg.setting in ("lost_sales", "n_stores_lost") and cfg.lead_time <= 4:
+    if cfg.env in ("lost_sales", "n_stores_lost") and cfg.lead_time <= 4:
         return optimal.lost_sales_rvi(cfg.lead_time, cfg.underage_cost), "optimum (value iteration)"
-    if cfg.setting == "transshipment":
+    if cfg.env == "transshipment":
         return optimal.transshipment_lower_bound(net.demand_std.double().numpy(), cfg.correlation,
                                                  cfg.store_lead_time, cfg.underage_cost), "lower bound"
-    if cfg.setting == "serial" and cfg.locations == 4 and (cfg.lead_time, cfg.underage_cost) in SERIAL_REFERENCE:
+    if cfg.env == "serial" and cfg.locations == 4 and (cfg.lead_time, cfg.underage_cost) in SERIAL_REFERENCE:
         return SERIAL_REFERENCE[(cfg.lead_time, cfg.underage_cost)], "authors' echelon-stock reference"
     return None, "none known"
 
 
-# Spec 1(e), S3 4-location reference (authors' trained echelon-stock test cost) by (L_store, p).
+# S3 4-location reference: the authors' trained echelon-stock policy's test cost (8192 scenarios; their v3
+# notebook), by (store lead time L, underage cost p). Echelon-stock is the optimal class for this system.
 SERIAL_REFERENCE = {(L, float(p)): v for L, row in zip((1, 2, 3, 4), (
     (6.89, 8.36, 9.59, 10.68), (7.59, 9.25, 10.65, 11.89), (8.20, 10.02, 11.57, 12.94),
     (8.75, 10.72, 12.40, 13.88))) for p, v in zip((4, 9, 19, 39), row)}
@@ -172,85 +219,143 @@ def evaluate(net, policy, scen, route, round_actions=False, chunk: int = 8192) -
     return total / scen.n
 
 
+def epoch_budget(n_train: int, n_epochs: int, eval_every_epochs: int, patience_epochs: Optional[int] = None,
+                 train_periods: int = 50) -> dict:
+    """--total-steps, --eval-every and --patience (path-periods) for a budget written in epochs, as the
+    paper's is (one epoch = n_train scenarios x train_periods periods)."""
+    epoch = n_train * train_periods
+    return {"n_train": n_train, "train_periods": train_periods, "total_steps": n_epochs * epoch,
+            "eval_every": eval_every_epochs * epoch,
+            "patience": None if patience_epochs is None else patience_epochs * epoch}
+
+
 # ---------------------------------------------------------------- training loop
-def train(cfg: HDPOConfig) -> dict:
-    seed_everything(cfg.seed)
-    set_torch_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
-    net = st.make_network(cfg.setting, cfg.lead_time, cfg.underage_cost, cfg.stores, cfg.locations,
+@dataclasses.dataclass
+class HDPOLoop(LoopState):
+    """Loop variables a checkpoint holds besides the policies, Adam and the batch-order generator."""
+
+    order: torch.Tensor          # this epoch's permutation of the training scenarios
+    next_batch: int = 0          # index of the next batch of `order` (0 = a new epoch starts)
+    epoch: int = 0
+    loss_sum: float | torch.Tensor = 0.0   # this epoch's sums of the training loss / reported train cost
+    cost_sum: float | torch.Tensor = 0.0
+    best_dev: float = math.inf
+    best_step: int = 0
+    last_eval_step: int = -1
+    stopped_early: str = ""      # why training stopped before --total-steps ("" = it did not)
+
+
+def _stopped_early(run_dir: str) -> str:
+    path = Path(run_dir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return ""
+    return summary.get("stopped_early") or "" if summary.get("status") == "done" else ""
+
+
+def train(cfg: HDPOConfig, argv: Sequence[str] | None = None) -> dict:
+    """Train; return summary.json's content plus `run_dir`."""
+    run = RunSession(cfg, "hdpo", argv=argv, steps_name="path-periods")
+    cfg, device = run.cfg, run.device
+    run.env_name = instance_name(cfg)
+    if cfg.resume and _stopped_early(cfg.resume):
+        raise UserError(f"--resume: {cfg.resume} stopped early ({_stopped_early(cfg.resume)}); it cannot "
+                        f"continue (--patience and --time-limit are part of the run's config)")
+    net = st.make_network(cfg.env, cfg.lead_time, cfg.underage_cost, cfg.stores, cfg.locations,
                           cfg.correlation, cfg.store_lead_time)
     reference, reference_kind = reference_cost(cfg, net) if cfg.reference else (None, "not computed")
     reference = None if reference is None else float(reference)
-    train_set, dev_set = st.make_train_dev(net, cfg.n_train, cfg.n_dev, cfg.train_periods, cfg.train_ignore,
-                                           cfg.dev_periods, cfg.dev_ignore, device=device)
+    train_set, dev_set = st.make_train_dev(net, cfg.n_train, cfg.eval_episodes, cfg.train_periods,
+                                           cfg.train_ignore, cfg.dev_periods, cfg.dev_ignore, device=device)
     test_set = st.make_test(net, cfg.n_test, cfg.test_periods, cfg.test_ignore, device=device)
     net = net.to(device)
     route = routing(net)
     try:
-        policy = make_policy(cfg.policy, net, cfg.hidden).to(device)
+        policy = make_policy(cfg.policy, net, cfg.hidden_sizes).to(device)
     except ValueError as err:
-        raise UserError(f"--policy {cfg.policy} does not fit --setting {cfg.setting}: {err}") from err
-    lr = cfg.lr or default_lr(cfg.policy, net)
-    clip = default_grad_clip(cfg.policy) if cfg.grad_clip < 0 else cfg.grad_clip
+        raise UserError(f"--policy {cfg.policy} does not fit --env {cfg.env}: {err}") from err
+    best_policy = copy.deepcopy(policy)
+    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.policy, net)
+    clip = cfg.grad_clip if cfg.grad_clip is not None else default_grad_clip(cfg.policy)
     round_test = cfg.round_test == "yes" or (cfg.round_test == "auto" and net.demand["kind"] == "poisson")
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    order_rng = torch.Generator().manual_seed(cfg.seed)
+    loop = HDPOLoop(order=torch.empty(0, dtype=torch.long, device=device))
+    batches_per_epoch = cfg.n_train // cfg.n_envs
+    per_step = cfg.n_envs * cfg.train_periods
+    run.log_interval = batches_per_epoch  # one metrics row per epoch (epoch means)
 
-    name = instance_name(cfg)
-    logger = RunLogger.create(cfg.run_dir, "hdpo", name, cfg.seed, to_dict(cfg), str(device))
-    print(f"run dir: {logger.path}\nreference: {reference_kind} = {reference}")
-    progress = Progress(cfg.epochs, enabled=cfg.progress, desc=f"hdpo {name}")
-    gap = (lambda c: 100 * (c - reference) / reference) if reference else (lambda c: float("nan"))
-    best_dev, best_state, last_improve, steps = math.inf, copy.deepcopy(policy.state_dict()), 0, 0
-    start = time.time()
-    epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(cfg.n_train, device=device)
-        losses, reported = [], []
-        for b in range(0, cfg.n_train - cfg.batch_size + 1, cfg.batch_size):
-            batch = train_set.subset(order[b:b + cfg.batch_size])
+    def gap(cost: float) -> Optional[float]:
+        return 100 * (cost - reference) / reference if reference else None
+
+    def dev_check() -> dict:
+        dev = evaluate(net, policy, dev_set, route)
+        if dev < loop.best_dev:
+            loop.best_dev, loop.best_step = dev, run.step
+            best_policy.load_state_dict(policy.state_dict())
+        loop.last_eval_step = run.step
+        out = {"returns": [-dev], "dev_cost": dev, "dev_gap_pct": gap(dev), "best_dev_cost": loop.best_dev}
+        if cfg.test_curve:
+            test = evaluate(net, policy, test_set, route, round_test)
+            out.update(test_cost=test, test_gap_pct=gap(test))
+        return out
+
+    run.steps_per_update(per_step, "gradient step")
+    print(f"reference: {reference_kind} = {reference}")
+    with run:
+        run.track(policy=policy, best_policy=best_policy, optimizer=opt, order_rng=order_rng, loop=loop,
+                  evaluate=dev_check)
+        while run.step < cfg.total_steps and not loop.stopped_early:
+            if loop.next_batch == 0:
+                loop.order = torch.randperm(cfg.n_train, generator=order_rng).to(device)
+                loop.epoch += 1
+                loop.loss_sum, loop.cost_sum = 0.0, 0.0
+            b = loop.next_batch
+            batch = train_set.subset(loop.order[b * cfg.n_envs:(b + 1) * cfg.n_envs])
             loss, cost = hdpo_loss(net, policy, batch, route)
-            if not torch.isfinite(loss):
-                raise UserError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {steps}")
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), clip)
             opt.step()
-            steps += 1
-            losses.append(loss.detach())
-            reported.append(cost)
-        train_loss, train_cost = torch.stack(losses).mean().item(), torch.stack(reported).mean().item()
-        timed_out = cfg.time_limit > 0 and time.time() - start > 60 * cfg.time_limit
-        if epoch % cfg.dev_every == 0 or epoch == cfg.epochs or timed_out:
-            dev = evaluate(net, policy, dev_set, route)
-            if dev < best_dev:
-                best_dev, best_state, last_improve = dev, copy.deepcopy(policy.state_dict()), epoch
-            test = evaluate(net, policy, test_set, route, round_test) if cfg.test_curve else float("nan")
-            env_steps = epoch * cfg.n_train * cfg.train_periods
-            logger.log(env_steps, epoch=epoch, grad_steps=steps, train_loss=train_loss, train_cost=train_cost,
-                       dev_cost=dev, test_cost=test, dev_gap_pct=gap(dev), test_gap_pct=gap(test))
-            logger.log_eval(env_steps, [-dev], dev_cost=dev, test_cost=test)
-            progress.update(cfg.dev_every if epoch % cfg.dev_every == 0 else epoch % cfg.dev_every,
-                            dev=dev, gap=gap(dev))
-            if epoch - last_improve >= cfg.patience or timed_out:
-                break
-    progress.close()
-    policy.load_state_dict(best_state)
-    test = evaluate(net, policy, test_set, route, round_test)
-    summary = {"instance": name, "policy": cfg.policy, "test_cost": test, "best_dev_cost": best_dev,
-               "reference": reference, "reference_kind": reference_kind, "test_gap_pct": gap(test),
-               "epochs": epoch, "grad_steps": steps, "train_seconds": round(time.time() - start, 2),
-               "rounded_test_actions": round_test, "lr": lr, "device": str(device)}
-    logger.write_summary(summary)
-    logger.close()
-    print(f"test cost {test:.4f}  {reference_kind} {reference if reference is None else round(reference, 4)}  "
-          f"gap {gap(test):.3f}%  ({steps} gradient steps, {summary['train_seconds']} s)")
-    return {**summary, "run_dir": str(logger.path)}
+            loop.loss_sum = loop.loss_sum + loss.detach()   # tensors: read back only on logging steps
+            loop.cost_sum = loop.cost_sum + cost
+            loop.next_batch = (b + 1) % batches_per_epoch
+            run.advance(per_step, epoch=loop.epoch, train_loss=loop.loss_sum / (b + 1),
+                        train_cost=loop.cost_sum / (b + 1))
+            if loop.last_eval_step == run.step and cfg.patience and run.step - loop.best_step >= cfg.patience:
+                loop.stopped_early = (f"no dev improvement in {run.step - loop.best_step} path-periods "
+                                      f"(--patience {cfg.patience})")
+            elif cfg.time_limit and run.logger.wall_time() > 60 * cfg.time_limit:
+                loop.stopped_early = f"--time-limit {cfg.time_limit:g} min reached"
+        if loop.last_eval_step != run.step:
+            run.evaluate()  # the last iterate is a candidate too
+        test = evaluate(net, best_policy, test_set, route, round_test)
+        if not math.isfinite(test) or not loop.best_dev / 1.5 <= test <= 1.5 * loop.best_dev:
+            run.warn(f"the test cost {test:.4g} of the best-dev policy is far from its dev cost "
+                     f"{loop.best_dev:.4g} after {run.step} path-periods: the policy does not hold over the "
+                     f"{cfg.test_periods}-period test horizon (dev: {cfg.dev_periods} periods); train longer")
+        ref = "-" if reference is None else f"{reference:.4f}"
+        print(f"test cost {test:.4f}  {reference_kind} {ref}  gap "
+              f"{'-' if gap(test) is None else format(gap(test), '.3f')}%  ({run.iteration} gradient steps)"
+              + (f"; stopped early: {loop.stopped_early}" if loop.stopped_early else ""))
+        run.finish(headline=("test_cost", test), higher_is_better=False, final_eval=True, test_cost=test,
+                   test_gap_pct=gap(test), best_dev_cost=loop.best_dev, reference=reference,
+                   reference_kind=reference_kind, instance=instance_name(cfg), policy=cfg.policy,
+                   grad_steps=run.iteration, epochs=loop.epoch, rounded_test_actions=round_test, lr=lr,
+                   grad_clip=clip, stopped_early=loop.stopped_early or None)
+    summary = json.loads((run.path / "summary.json").read_text())
+    return {**summary, "run_dir": str(run.path)}
 
 
-def main(argv=None) -> None:
-    cfg = parse_config(HDPOConfig, argv, prog="python -m algos.hdpo")
-    train(cfg)
+def main(argv: Sequence[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(HDPOConfig, argv, prog="python -m algos.hdpo", description=__doc__)
+    summary = train(cfg, argv)
+    from analysis.plot import finish_run
+    finish_run(Path(summary["run_dir"]))
+    return summary
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is
 run bpo_hopper 120 python -m algos.bpo --env Hopper --device "$DEVICE" --total-steps "$(steps 2048 20480)" --eval-every 0 --eval-episodes 2 --no-progress --run-dir "$OUT/runs"
 run ppo_pong 180 python -m algos.ppo --env Pong --device "$DEVICE" --total-steps "$(steps 1024 16384)" --eval-every 0 --eval-episodes 1 --eval-max-steps 500 --no-progress --run-dir "$OUT/runs"
 run throughput_16envs 240 python -m benchmarks.throughput --env Humanoid --n-envs 16 --device "$DEVICE" --steps "$(steps 2048 16384)" --repeats 1 --only ours
-run hdpo_gnn 150 python -m algos.hdpo --setting transshipment --stores 10 --policy gnn --device "$DEVICE" \
-  --epochs "$(steps 2 30)" --n-train "$(steps 256 8192)" --batch-size "$(steps 256 1024)" --n-dev "$(steps 256 4096)" --n-test "$(steps 256 4096)" \
+run hdpo_gnn 150 python -m algos.hdpo --env transshipment --stores 10 --policy gnn --device "$DEVICE" \
+  --total-steps "$(steps 25600 12288000)" --n-train "$(steps 256 8192)" --n-envs "$(steps 256 1024)" --eval-episodes "$(steps 256 4096)" --n-test "$(steps 256 4096)" \
   --test-periods "$(steps 60 1000)" --test-ignore "$(steps 20 300)" --no-test-curve --no-progress --run-dir "$OUT/runs"
 run inventory_throughput 240 python -m benchmarks.inventory_throughput --devices $( [ "$DEVICE" = cpu ] && echo cpu || echo cpu "$DEVICE") --batches $(steps "256" "1024 8192")
 run dr_rpo 60 python -m algos.dr_rpo --env LinearMDP --rho 0.6 --device "$DEVICE" --run-dir "$OUT/runs"

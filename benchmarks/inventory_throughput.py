@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from algos.hdpo import HDPOConfig, train
+from algos.hdpo import HDPOConfig, epoch_budget, train
 from classic_rl import UserError
 from classic_rl.config import parse_config, run_cli
 from envs.inventory import settings as st
@@ -99,7 +99,7 @@ from algos.hdpo import HDPOConfig, train
 cfg = HDPOConfig(**json.loads(sys.argv[1]))
 summary = train(cfg)
 print("RESULT " + json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                               "train_seconds": summary["train_seconds"]}))
+                               "train_seconds": summary["wall_time"]}))
 """
 
 
@@ -107,8 +107,8 @@ def training_memory(policy: str, threads: int, run_dir: str = "runs/benchmarks")
     """Peak RSS of one HDPO epoch on S4 (50 stores, 8192 training scenarios, batch 1024, dev 8192 x 100),
     measured in a fresh child process so that nothing of this benchmark counts. The test set is kept small
     (1024 x 200): it is only evaluated once and is not what this figure is about."""
-    cfg = dict(setting="one_warehouse", stores=50, policy=policy, n_train=8192, batch_size=1024, n_dev=8192,
-               n_test=1024, test_periods=200, test_ignore=100, epochs=1, dev_every=1, test_curve=False,
+    cfg = dict(env="one_warehouse", stores=50, policy=policy, n_train=8192, n_envs=1024, eval_episodes=8192,
+               n_test=1024, test_periods=200, test_ignore=100, total_steps=8192 * 50, eval_every=0,
                progress=False, device="cpu", torch_threads=threads, reference=False, run_dir=run_dir)
     out = subprocess.run([sys.executable, "-c", MEMORY_RUN, json.dumps(cfg)], capture_output=True, text=True,
                          check=True).stdout
@@ -151,15 +151,15 @@ def main(argv=None) -> None:
               f"peak RSS {mem['peak_rss_mib']:.0f} MiB ({mem['train_seconds']} s)")
         print(f"s4_{cfg.memory_policy}_train_peak_rss_mib={mem['peak_rss_mib']:.0f}")
     if cfg.time_to_gap:
-        summary = train(HDPOConfig(setting="lost_sales", lead_time=4, underage_cost=9.0, lr=1e-2, n_train=4096,
-                                   batch_size=1024, n_dev=2048, n_test=2048, epochs=20000, dev_every=5,
+        summary = train(HDPOConfig(env="lost_sales", lead_time=4, underage_cost=9.0, lr=1e-2, n_envs=1024,
+                                   eval_episodes=2048, n_test=2048, **epoch_budget(4096, 20000, 5),
                                    time_limit=cfg.gap_minutes, test_curve=False, progress=False,
                                    torch_threads=cfg.torch_threads,
                                    device=devices[0], run_dir="runs"))
         import csv
-        with open(f"{summary['run_dir']}/metrics.csv") as fh:
+        with open(f"{summary['run_dir']}/eval.csv") as fh:
             hit = [r for r in csv.DictReader(fh) if float(r["dev_gap_pct"]) <= 1.0]
-        when = f"{float(hit[0]['wall_time']):.1f} s ({hit[0]['grad_steps']} gradient steps)" if hit else "not reached"
+        when = f"{float(hit[0]['wall_time']):.1f} s ({hit[0]['iteration']} gradient steps)" if hit else "not reached"
         print(f"S2 (L=4, p=9) wall time to a 1% dev gap on {devices[0]}: {when}; "
               f"final test gap {summary['test_gap_pct']:.3f}%")
     s5 = [results[k][1] for k in results if k[0] == "cpu" and k[1] == "S5"]

@@ -7,7 +7,8 @@
 Both methods run in this process, one after the other (so neither competes with the other for the CPU),
 with one torch thread each. The common unit is the average cost per period per store:
   * HDPO: the run's own test cost (`algos.hdpo`: its test scenarios, warm-up excluded, orders rounded for
-    Poisson demand), as a curve (metrics.csv test_cost) and for the final, best-dev policy (summary.json).
+    Poisson demand), as a curve (eval.csv test_cost, the run's --test-curve) and for the final, best-dev
+    policy (summary.json).
   * PPO: trained in chunks (one run resumed from its checkpoint after each chunk); every chunk's
     checkpoint (deterministic mean action clipped to the env's [0, max_order], observation normalizer
     applied) is evaluated in the batched simulator on exactly HDPO's test scenarios, with the same warm-up
@@ -15,7 +16,8 @@ with one torch thread each. The common unit is the average cost per period per s
   * PPO's own eval episodes are drawn too (dotted) as -return_mean / length_mean of eval.csv: an episode
     return is -(sum over all its periods of the cost per store), warm-up included, from a near-empty start
     (initial stock U(0,1) x mean), orders not rounded. Same unit, different (upward-biased) estimate.
-Samples: HDPO counts simulated periods x paths of training rollouts (epochs x n_train x train_periods);
+Samples: HDPO counts simulated periods x paths of training rollouts (its env steps: epochs x n_train x
+train_periods);
 PPO counts env steps. Evaluation rollouts are counted by neither. Wall time is the run logger's clock
 (setup of scenarios and of the optimum excluded for both).
 """
@@ -47,11 +49,11 @@ from envs.inventory.simulator import routing
 
 SCALES = {
     "smoke": dict(
-        hdpo=dict(n_train=512, batch_size=256, n_dev=256, n_test=256, dev_periods=60, dev_ignore=20,
+        hdpo=dict(n_train=512, n_envs=256, eval_episodes=256, n_test=256, dev_periods=60, dev_ignore=20,
                   test_periods=200, test_ignore=60, epochs=30, dev_every=3),
         ppo=dict(total_steps=20480, stages=4, eval_every=4096, eval_episodes=2)),
     "small": dict(
-        hdpo=dict(n_train=4096, batch_size=1024, n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300,
+        hdpo=dict(n_train=4096, n_envs=1024, eval_episodes=2048, n_test=2048, test_periods=1000, test_ignore=300,
                   epochs=600, dev_every=20, patience=200, time_limit=2.5),
         ppo=dict(total_steps=1_000_000, stages=10, eval_every=50_000, eval_episodes=10)),
 }
@@ -141,15 +143,18 @@ def simulator_test_cost(policy, hcfg: hdpo.HDPOConfig) -> float:
 
 # ---------------------------------------------------------------- runs
 def hdpo_config(cfg: CompareConfig, seed: int) -> hdpo.HDPOConfig:
-    return hdpo.HDPOConfig(setting="lost_sales", lead_time=cfg.lead_time, underage_cost=cfg.underage_cost,
+    """HDPO's config for this scale (budgets written in epochs, as the paper's), with its test-cost curve."""
+    sizes = dict(SCALES[cfg.scale]["hdpo"])
+    budget = hdpo.epoch_budget(sizes.pop("n_train"), sizes.pop("epochs"), sizes.pop("dev_every"),
+                               sizes.pop("patience", None), sizes.pop("train_periods", 50))
+    return hdpo.HDPOConfig(env="lost_sales", lead_time=cfg.lead_time, underage_cost=cfg.underage_cost,
                            policy="mlp", seed=seed, device=cfg.device, run_dir=cfg.run_dir, progress=False,
-                           torch_threads=1, reference=cfg.lead_time <= 4, **SCALES[cfg.scale]["hdpo"])
+                           torch_threads=1, reference=cfg.lead_time <= 4, test_curve=True, **sizes, **budget)
 
 
 def run_hdpo(cfg: CompareConfig, seed: int) -> dict:
     summary = hdpo.train(hdpo_config(cfg, seed))
-    run = load_run(Path(summary["run_dir"]))
-    m = run.metrics
+    m = load_run(Path(summary["run_dir"])).eval   # dev checks, each with the current iterate's test cost
     return {"method": "HDPO", "seed": seed, "run_dir": summary["run_dir"], "final_cost": summary["test_cost"],
             "wall": np.asarray(m["wall_time"], float), "samples": np.asarray(m["env_steps"], float),
             "cost": np.asarray(m["test_cost"], float), "reference": summary["reference"],

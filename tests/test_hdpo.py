@@ -156,37 +156,74 @@ def test_vanilla_mlp_size_depends_on_stores_but_symmetry_aware_store_net_does_no
     assert SymmetryAware(small).store_net[0].in_features == SymmetryAware(big).store_net[0].in_features
 
 
-def test_cli_writes_run_directory_with_curves_and_gap(tmp_path):
-    args = ["--setting", "lost_sales", "--lead-time", "1", "--underage-cost", "4", "--policy", "mlp",
-            "--n-train", "128", "--batch-size", "64", "--n-dev", "64", "--n-test", "64", "--train-periods", "20",
-            "--train-ignore", "5", "--dev-periods", "30", "--dev-ignore", "10", "--test-periods", "60",
-            "--test-ignore", "20", "--epochs", "4", "--dev-every", "2", "--no-progress", "--device", "cpu",
+TINY_S2 = ["--env", "lost_sales", "--lead-time", "1", "--underage-cost", "4", "--policy", "mlp",
+           "--n-train", "128", "--n-envs", "64", "--eval-episodes", "64", "--n-test", "64", "--train-periods", "20",
+           "--train-ignore", "5", "--dev-periods", "30", "--dev-ignore", "10", "--test-periods", "60",
+           "--test-ignore", "20", "--no-progress", "--device", "cpu"]
+EPOCH = 128 * 20   # path-periods per epoch of TINY_S2
+
+
+def test_cli_writes_run_directory_with_curves_and_gap(tmp_path, capsys):
+    args = [*TINY_S2, "--total-steps", str(4 * EPOCH), "--eval-every", str(2 * EPOCH), "--test-curve",
             "--run-dir", str(tmp_path)]
     assert run_cli(hdpo.main, args) == 0
     run = next(Path(tmp_path, "hdpo", "lost_sales-L1-p4").iterdir())
+    assert f"run directory: {run}" in capsys.readouterr().out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["reference"] == pytest.approx(4.04, abs=0.006)
     assert summary["test_gap_pct"] == pytest.approx(100 * (summary["test_cost"] / summary["reference"] - 1))
-    header = (run / "metrics.csv").read_text().splitlines()
-    assert {"train_cost", "dev_cost", "test_cost"} <= set(header[0].split(",")) and len(header) == 3
-    assert summary["rounded_test_actions"] is True
+    assert summary["headline"] == "test_cost" and summary["headline_value"] == summary["test_cost"]
+    assert summary["higher_is_better"] is False and summary["env_steps"] == 4 * EPOCH
+    assert summary["grad_steps"] == 8 and summary["epochs"] == 4   # 2 gradient steps of 64 paths per epoch
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    assert {"train_loss", "train_cost", "epoch"} <= set(metrics[0].split(",")) and len(metrics) == 1 + 4
+    evals = (run / "eval.csv").read_text().splitlines()      # initial policy, 2 and 4 epochs
+    assert {"dev_cost", "test_cost", "dev_gap_pct", "best_dev_cost"} <= set(evals[0].split(",")) and len(evals) == 4
+    assert summary["rounded_test_actions"] is True and summary["lr"] == 3e-3 and summary["grad_clip"] == 0.0
+
+
+def test_far_test_cost_is_flagged_in_summary(tmp_path, monkeypatch):
+    real = hdpo.evaluate
+
+    def exploding_test(net, policy, scen, route, round_actions=False, chunk=8192):
+        cost = real(net, policy, scen, route, round_actions, chunk)
+        return cost * 1e8 if scen.periods == 60 else cost     # the test horizon of TINY_S2
+
+    monkeypatch.setattr(hdpo, "evaluate", exploding_test)
+    summary = hdpo.train(hdpo.parse_config(hdpo.HDPOConfig, [*TINY_S2, "--total-steps", str(EPOCH),
+                                                             "--no-reference", "--run-dir", str(tmp_path)]))
+    assert summary["status"] == "done"
+    assert any("far from its dev cost" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_early_stopped_run_cannot_be_resumed(tmp_path, capsys):
+    args = [*TINY_S2, "--total-steps", str(40 * EPOCH), "--eval-every", str(EPOCH), "--patience", str(EPOCH),
+            "--lr", "1e-9", "--no-reference", "--run-dir", str(tmp_path)]
+    summary = hdpo.train(hdpo.parse_config(hdpo.HDPOConfig, args))
+    assert summary["stopped_early"] and summary["env_steps"] < 40 * EPOCH
+    assert run_cli(hdpo.main, ["--resume", summary["run_dir"], "--total-steps", str(80 * EPOCH)]) == 2
+    assert "stopped early" in capsys.readouterr().err
 
 
 def test_cli_bad_input_is_a_clean_error(tmp_path, capsys):
-    mismatch = ["--setting", "serial", "--policy", "base_stock", "--epochs", "1", "--n-train", "8", "--batch-size",
-                "8", "--n-dev", "8", "--n-test", "8", "--run-dir", str(tmp_path), "--no-progress", "--no-reference"]
+    mismatch = ["--env", "serial", "--policy", "base_stock", "--total-steps", "400", "--n-train", "8", "--n-envs",
+                "8", "--eval-episodes", "8", "--n-test", "8", "--run-dir", str(tmp_path), "--no-progress",
+                "--no-reference"]
     assert run_cli(hdpo.main, mismatch) == 2
     assert "does not fit" in capsys.readouterr().err
-    for args, word in ((["--batch-size", "100", "--n-train", "10"], "batch-size"), (["--setting", "nope"], "setting")):
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())   # nothing written
+    for args, word in ((["--n-envs", "100", "--n-train", "10"], "n-envs"), (["--env", "nope"], "env"),
+                       (["--epochs", "3"], "unrecognized"), (["--lr", "0"], "--lr")):
         with pytest.raises(SystemExit) as exit_info:   # argparse-level errors: usage line + exit status 2
             hdpo.main(args)
         assert exit_info.value.code == 2 and word in capsys.readouterr().err
 
 
 def test_same_seed_same_numbers_on_cpu(tmp_path):
-    kw = dict(setting="one_warehouse", stores=3, policy="mlp", hidden=[16], n_train=64, batch_size=32, n_dev=32,
-              n_test=32, train_periods=10, train_ignore=2, dev_periods=10, dev_ignore=2, test_periods=20,
-              test_ignore=5, epochs=2, dev_every=1, progress=False, device="cpu", run_dir=str(tmp_path))
+    kw = dict(env="one_warehouse", stores=3, policy="mlp", hidden_sizes=[16], n_train=64, n_envs=32,
+              eval_episodes=32, n_test=32, train_periods=10, train_ignore=2, dev_periods=10, dev_ignore=2,
+              test_periods=20, test_ignore=5, total_steps=2 * 64 * 10, eval_every=64 * 10, progress=False,
+              device="cpu", run_dir=str(tmp_path))
     first, second = hdpo.train(hdpo.HDPOConfig(**kw)), hdpo.train(hdpo.HDPOConfig(**kw))
     third = hdpo.train(hdpo.HDPOConfig(**{**kw, "seed": 2}))
     assert first["test_cost"] == second["test_cost"] and first["run_dir"] != second["run_dir"]
@@ -196,8 +233,10 @@ def test_same_seed_same_numbers_on_cpu(tmp_path):
 @pytest.mark.slow
 def test_hdpo_lost_sales_reaches_one_percent_of_optimum(tmp_path):
     """S2 (L = 4, p = 9): HDPO with a vanilla MLP within 1% of the DP optimum 6.84 (rounded test actions)."""
-    cfg = hdpo.HDPOConfig(setting="lost_sales", lead_time=4, underage_cost=9.0, n_train=4096, batch_size=1024,
-                          n_dev=2048, n_test=2048, test_periods=1000, test_ignore=300, epochs=300, dev_every=10,
-                          lr=1e-2, test_curve=False, progress=False, device="cpu", run_dir=str(tmp_path))
+    epoch = 4096 * 50
+    cfg = hdpo.HDPOConfig(env="lost_sales", lead_time=4, underage_cost=9.0, n_train=4096, n_envs=1024,
+                          eval_episodes=2048, n_test=2048, test_periods=1000, test_ignore=300,
+                          total_steps=300 * epoch, eval_every=10 * epoch, lr=1e-2, progress=False, device="cpu",
+                          run_dir=str(tmp_path))
     summary = hdpo.train(cfg)
     assert summary["test_gap_pct"] < 1.0

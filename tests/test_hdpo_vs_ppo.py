@@ -103,7 +103,7 @@ def test_ppo_policy_in_simulator_equals_gym_rollout(round_orders):
 
 def test_tiny_end_to_end_writes_figure_and_consistent_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(hvp.SCALES, "smoke", dict(
-        hdpo=dict(n_train=128, batch_size=64, n_dev=64, n_test=64, train_periods=30, train_ignore=10,
+        hdpo=dict(n_train=128, n_envs=64, eval_episodes=64, n_test=64, train_periods=30, train_ignore=10,
                   dev_periods=30, dev_ignore=10, test_periods=60, test_ignore=20, epochs=4, dev_every=2),
         ppo=dict(total_steps=1024, stages=2, eval_every=512, eval_episodes=1, n_steps=256)))
     out = tmp_path / "out"
