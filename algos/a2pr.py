@@ -192,7 +192,7 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
     from envs.offline.loaders import load_offline_data
     from envs.registry import make_vec_env
 
-    run = RunSession(cfg, "a2pr", argv=argv, env_field="dataset", log_interval=1000, steps_name="gradient steps")
+    run = RunSession(cfg, "a2pr", argv=argv, env_field="dataset", steps_name="gradient steps")
     cfg, device = run.cfg, run.device
     data = load_offline_data(cfg.dataset, device, normalize_obs=cfg.normalize_obs, env=cfg.env)
     buffer, high = data.buffer, data.action_high

@@ -42,6 +42,8 @@ class OfflineConfig(RunConfig):
     """transitions per gradient step, drawn uniformly from the dataset"""
     gamma: float = 0.99
     """discount factor"""
+    log_every: int = 1000
+    """write a metrics row (losses, Q statistics) every this many gradient steps"""
     normalize_obs: bool = True
     """z-score observations with the dataset's mean and std (std + 1e-3), in training and evaluation"""
 
@@ -49,6 +51,7 @@ class OfflineConfig(RunConfig):
         super().validate()
         require(self.batch_size > 0, f"--batch-size must be positive, got {self.batch_size}")
         require(0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}")
+        require(self.log_every > 0, f"--log-every must be positive, got {self.log_every}")
         require(self.eval_max_steps >= 0, f"--eval-max-steps must be >= 0, got {self.eval_max_steps}")
 
 

@@ -29,6 +29,7 @@ headline_value, higher_is_better, final_eval_return, warnings, then the algorith
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import math
@@ -139,21 +140,29 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 class RunSession:
     """Seeding, device, run directory, logging, scheduling, checkpoints and summary for one training run."""
 
-    def __init__(self, cfg: Any, algo: str, argv: Sequence[str] | None = None, env_field: str = "env",
-                 log_interval: int = 1, steps_name: str = "env steps", env_name: str | None = None):
+    def __init__(self, cfg: Any, algo: str | Callable[[Any], str], argv: Sequence[str] | None = None,
+                 env_field: str = "env", log_interval: int = 1, steps_name: str = "env steps",
+                 env_name: str | None = None, module: str | None = None):
         """`argv`: the command line the config came from (to tell which flags the user typed on --resume).
         `env_field`: the config field naming the run's env in its directory path and summary (offline
         algorithms use "dataset"); it is read from the resolved config, so it is right on --resume too.
         `env_name`: a fixed name instead (only for names that cannot change on resume). `log_interval`: write a
-        metrics row every this many `advance` calls (and always at the last). `steps_name`: what `step`
-        counts, for messages (env steps, gradient steps, iterations)."""
-        self.algo = algo
+        metrics row every this many `advance` calls (and always at the last; a config field `log_every` wins). `steps_name`: what `step`
+        counts, for messages (env steps, gradient steps, iterations). `algo` may be a function of the resolved
+        config where one entry point runs several named methods (algos.harpg: n_harpg or harpg); `module` is
+        that entry point (default algos.<algo>), recorded in config.json so --resume of another module's run
+        names the right one."""
+        self.algo = algo if isinstance(algo, str) else ""
+        self.module = module or f"algos.{algo}"
         self.log_interval = max(1, int(log_interval))
         self.steps_name = steps_name
         self._ckpt: dict[str, Any] | None = None
         if getattr(cfg, "resume", None):
             cfg = self._resumed_config(cfg, explicit_fields(type(cfg), list(argv or [])))
         self.cfg = cfg
+        self.log_interval = max(1, int(getattr(cfg, "log_every", self.log_interval)))  # a config field wins
+        if callable(algo):
+            self.algo = algo(cfg)
         self.env_name = env_name or str(getattr(cfg, env_field))
         set_torch_threads(getattr(cfg, "torch_threads", 0))
         seed_everything(cfg.seed)
@@ -166,6 +175,7 @@ class RunSession:
         self.warnings: list[str] = []
         self._objects: dict[str, Any] = {}
         self._evaluate: Callable[[], dict[str, Any]] | None = None
+        self._eval_points: list[int] = []
         self._cleanups: list[Callable[[], None]] = []
         self._start_step = 0
         self._start_time = time.time()
@@ -179,16 +189,17 @@ class RunSession:
             raise UserError(f"--resume: run directory {run_dir} does not exist")
         stored_all = _read_json(run_dir / "config.json", "cannot resume")
         stored_algo = stored_all.get("algo")
-        if stored_algo != self.algo:
-            raise UserError(f"--resume: {run_dir} is a {stored_algo} run, not {self.algo}; resume it with "
-                            f"python -m algos.{stored_algo} --resume {run_dir}")
+        stored_module = stored_all.get("module") or f"algos.{stored_algo}"
+        if stored_module != self.module:
+            raise UserError(f"--resume: {run_dir} is a {stored_algo} run, not {self.module.rsplit('.', 1)[-1]}; "
+                            f"resume it with python -m {stored_module} --resume {run_dir}")
         stored = stored_all.get("config", {})
         ckpt_path = run_dir / "checkpoints" / "latest.pt"
         if not ckpt_path.is_file():
             raise UserError(f"--resume: {run_dir} has no checkpoints/latest.pt to resume from")
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("algo") != self.algo:
-            raise UserError(f"--resume: {ckpt_path} is not a {self.algo} checkpoint of this classic-rl version "
+        if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("algo") != stored_algo:
+            raise UserError(f"--resume: {ckpt_path} is not a {stored_algo} checkpoint of this classic-rl version "
                             f"(algo {ckpt.get('algo')!r}, format {ckpt.get('format')!r})")
         names = {f.name for f in dataclasses.fields(cfg)}
         conflicts = []
@@ -230,12 +241,15 @@ class RunSession:
         """Call `fn` when the session closes (envs, evaluators, worker pools)."""
         self._cleanups.append(fn)
 
-    def track(self, evaluate: Callable[[], dict[str, Any]] | None = None, **objects: Any) -> None:
+    def track(self, evaluate: Callable[[], dict[str, Any]] | None = None, eval_points: Sequence[int] = (),
+              **objects: Any) -> None:
         """Register everything a checkpoint must hold, then create the run directory (new run) or restore
         every object from the checkpoint (resume). `evaluate()` returns a dict with `returns` (episode
         returns, or one number per evaluation for exact methods), optional `lengths`, and any extra columns
-        for eval.csv; it runs at step 0, every `--eval-every` steps and at the end."""
+        for eval.csv; it runs at step 0, every `--eval-every` steps, at the first step reaching each of
+        `eval_points` (extra step counts, e.g. log-spaced ones for rate fits) and at the end."""
         self._evaluate = evaluate
+        self._eval_points = sorted(int(p) for p in eval_points)
         self._objects = {name: _as_stateful(name, obj) for name, obj in objects.items()}
         cfg = self.cfg
         tensorboard = getattr(cfg, "track", "csv") == "tensorboard"
@@ -261,12 +275,14 @@ class RunSession:
             self._ckpt = None
         else:
             self.logger = RunLogger.create(cfg.run_dir, self.algo, self.env_name, cfg.seed,
-                                           dataclasses.asdict(cfg), str(self.device), tensorboard)
+                                           dataclasses.asdict(cfg), str(self.device), tensorboard,
+                                           module=self.module)
         self._start_step, self._start_time = self.step, time.time()
         self.progress = Progress(cfg.total_steps, initial=self.step, enabled=getattr(cfg, "progress", False),
                                  desc=f"{self.algo} {self.env_name}")
         every = getattr(cfg, "eval_every", 0)
-        if self.step == 0 and every and self._evaluate is not None and not self.logger.evals.rows:
+        if self.step == 0 and (every or self._eval_points) and self._evaluate is not None \
+                and not self.logger.evals.rows:
             self.evaluate()  # the curve starts at the initial policy
 
     @property
@@ -319,7 +335,9 @@ class RunSession:
             if self.last_eval is not None and self.last_eval.get("return_mean") is not None:
                 post["eval"] = self.last_eval["return_mean"]
             self.progress.update(0, **post)
-        if self._due(getattr(self.cfg, "eval_every", 0), n_steps) and self._evaluate is not None:
+        reached = bisect.bisect_right(self._eval_points, self.step) \
+            - bisect.bisect_right(self._eval_points, self.step - int(n_steps))
+        if (self._due(getattr(self.cfg, "eval_every", 0), n_steps) or reached) and self._evaluate is not None:
             self.evaluate()
         self.progress.update(int(n_steps))
         if self._due(getattr(self.cfg, "checkpoint_every", 0), n_steps) and not last:

@@ -9,6 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)
+# Offline datasets made by tests go to a private Minari root, never the user's ~/.minari (subprocesses inherit it)
+os.environ["MINARI_DATASETS_PATH"] = os.path.join(os.environ.get("PYTEST_MINARI_ROOT", "/tmp"),
+                                                  f"classic-rl-test-minari-{os.getuid()}")
 
 
 @pytest.fixture(autouse=True)
