@@ -160,6 +160,9 @@ def generate(env: str, level: str, transitions: int | None = None, seed: int = 1
     root = Path(root) if root is not None else datasets_root()
     mid = minari_id(key, level)
     clean_stale_staging(root)
+    if force and (root / mid).exists():
+        shutil.rmtree(root / mid)
+        log(f"[{key}-{level}] --force: deleted the existing {mid}")
     meta = _existing_meta(mid, root)
     if meta is not None:
         ours = meta.get(METADATA_KEY)
@@ -167,15 +170,13 @@ def generate(env: str, level: str, transitions: int | None = None, seed: int = 1
             raise UserError(f"{root / mid} exists but was not made by this generator (no '{METADATA_KEY}' "
                             f"metadata); delete it (minari delete {mid}) or use --force")
         want = transitions if transitions is not None else ours["transitions_requested"]
-        if not force and (want != ours["transitions_requested"] or seed != ours["seed"]
-                          or (behaviour_steps and ours.get("behaviour", {}).get("total_steps") not in (None, behaviour_steps))):
+        want_beh = behaviour_steps or ours.get("behaviour", {}).get("total_steps")
+        if (want != ours["transitions_requested"] or seed != ours["seed"]
+                or (level != "random" and want_beh != ours.get("behaviour", {}).get("total_steps"))):
             raise UserError(f"dataset {mid} exists with transitions={ours['transitions_requested']}, seed="
                             f"{ours['seed']}; asked for transitions={want}, seed={seed}: pass --force to replace it")
-        if not force:
-            log(f"[{key}-{level}] cached: {mid} ({meta.get('total_steps')} transitions) in {root}")
-            return mid
-        shutil.rmtree(root / mid)
-        log(f"[{key}-{level}] --force: deleted the existing {mid}")
+        log(f"[{key}-{level}] cached: {mid} ({meta.get('total_steps')} transitions) in {root}")
+        return mid
     n = transitions if transitions is not None else DEFAULT_TRANSITIONS
     env_id = ENVS[key]
     t0 = time.time()
@@ -316,8 +317,8 @@ def ensure_dataset(name: str, seed: int = 1, root: Path | None = None, progress:
     returned unchanged. Returns the Minari id."""
     from envs.offline.common import resolve_dataset_id
     mid, own = resolve_dataset_id(name)
-    if own is None:
-        return mid
+    if own is None or (Path(root or datasets_root()) / mid / "data").is_dir():
+        return mid  # a cached dataset is used as it is (the loader validates it)
     return generate(own[0], own[1], None, seed, root, progress=progress, log=log)
 
 
