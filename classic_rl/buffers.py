@@ -107,6 +107,25 @@ class ReplayBuffer:
         return {"obs": self.obs[idx], "actions": self.actions[idx], "rewards": self.rewards[idx],
                 "next_obs": self.next_obs[idx], "terminated": self.terminated[idx]}
 
+    def state_dict(self) -> dict:
+        """The filled rows (not the whole capacity), the write position and the size, for exact resume."""
+        n = self.size
+        return {"obs": self.obs[:n].clone(), "next_obs": self.next_obs[:n].clone(),
+                "actions": self.actions[:n].clone(), "rewards": self.rewards[:n].clone(),
+                "terminated": self.terminated[:n].clone(), "pos": self.pos, "size": self.size,
+                "capacity": self.capacity}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["capacity"]) != self.capacity or tuple(state["obs"].shape[1:]) != tuple(self.obs.shape[1:]) \
+                or tuple(state["actions"].shape[1:]) != tuple(self.actions.shape[1:]):
+            raise ValueError(f"replay buffer state (capacity {state['capacity']}, obs {tuple(state['obs'].shape[1:])}, "
+                             f"actions {tuple(state['actions'].shape[1:])}) does not fit this buffer (capacity "
+                             f"{self.capacity}, obs {tuple(self.obs.shape[1:])}, actions {tuple(self.actions.shape[1:])})")
+        n = int(state["size"])
+        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            getattr(self, name)[:n] = state[name].to(self.device)
+        self.pos, self.size = int(state["pos"]), n
+
     @classmethod
     def from_arrays(cls, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
                     terminated: torch.Tensor, device: torch.device | str | None = None) -> "ReplayBuffer":
