@@ -202,6 +202,9 @@ def plot(runs: Sequence[Run], out: Path, title: str, n_grid: int = 60) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=130)
     rng = np.random.default_rng(0)
     for ax, x in zip(axes, ("env_steps", "trajectories")):
+        if not all(x in r.eval for r in runs):  # e.g. PPO/BPO runs count env steps, not trajectories
+            ax.set_visible(False)
+            continue
         for algo, group in sorted(group_runs(runs, "algo").items()):
             curves = [run_curve(r, x, y) for r in group]
             lo_x = max(c[0][c[0] > 0].min() if subopt else c[0].min() for c in curves)
