@@ -282,6 +282,13 @@ def _capture(latest: Path, ckpt_dir: Path, seen: set) -> int | None:
     return step
 
 
+def _is_trainer(pid: int) -> bool:
+    try:
+        return b"algos.ppo" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # cannot tell: assume it is
+
+
 def checkpoints(bdir: Path) -> list[tuple[int, Path]]:
     out = []
     for p in sorted((bdir / "ckpt").glob("step_*.pt")):
@@ -298,6 +305,10 @@ def train_behaviour(env: str, seed: int, total_steps: int | None = None, root: P
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     if state.get("done"):
         return bdir
+    from envs.offline.common import pid_alive
+    if state.get("trainer_pid") and pid_alive(int(state["trainer_pid"])) and _is_trainer(int(state["trainer_pid"])):
+        raise UserError(f"the {env} behaviour policy is being trained by another process (pid "
+                        f"{state['trainer_pid']}, {bdir}); wait for it or stop it, then run this again")
     (bdir / "ckpt").mkdir(parents=True, exist_ok=True)
     runs = bdir / "runs"
     run_dirs = sorted(runs.glob("ppo/*/*")) if runs.exists() else []
@@ -318,6 +329,8 @@ def train_behaviour(env: str, seed: int, total_steps: int | None = None, root: P
     train_log = open(bdir / "train.log", "a")
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=train_log, stderr=subprocess.STDOUT)
+    _write_json(state_file, {"env": env, "seed": seed, "total_steps": total_steps, "cmd": cmd, "done": False,
+                             "trainer_pid": proc.pid})
     seen: set = set()
     bar = None
     if progress:
