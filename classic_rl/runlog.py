@@ -151,11 +151,12 @@ class RunLogger:
 
     @classmethod
     def create(cls, root: str, algo: str, env: str, seed: int, config: dict[str, Any],
-               device: str, tensorboard: bool = False) -> "RunLogger":
+               device: str, tensorboard: bool = False, module: str | None = None) -> "RunLogger":
+        """`module`: the entry point that runs this algorithm (`python -m <module> --resume <dir>`)."""
         path = new_run_dir(root, algo, env, seed)
         logger = cls(path, tensorboard=tensorboard)
         atomic_write_json(path / "config.json", {
-            "algo": algo, "env": env, "seed": seed, "config": config,
+            "algo": algo, **({"module": module} if module else {}), "env": env, "seed": seed, "config": config,
             "version": classic_rl.__version__, "git_commit": git_commit(), "device": device,
             "torch": torch.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": sys.argv,

@@ -12,7 +12,9 @@ to spell out its own update rule:
 Discounting convention (one choice, used everywhere): the PAPER's GPOMDP,
     g(tau) = sum_h gamma^h * grad log pi(a_h|s_h) * (G_h - b(s_h, h)),   G_h = sum_{t>=h} gamma^{t-h} r_t,
 which is unbiased for the truncated discounted return J_H(theta) (verified against the exact LQR gradient in
-tests). The authors' code drops gamma^h and averages over all steps (spec pitfall 7); we do not.
+tests). The authors' code drops gamma^h and averages the surrogate over all steps of the batch, which differs
+from the paper's estimator by a state-dependent scaling (and makes their unnormalised step ~1/(episode
+length) of ours); we follow the paper.
 The baseline is fitted on the PREVIOUS batch (as garage does: refit after the update), so at the time it is
 used it does not depend on the actions of the current batch and the estimator stays unbiased.
 """
@@ -87,7 +89,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
         nn.init.zeros_(lin.bias)
         layers.append(lin)
         if i < len(sizes) - 2:
-            layers.append(nn.Tanh())  # tanh, not ReLU: the HVP needs non-zero second derivatives (pitfall 6)
+            layers.append(nn.Tanh())  # tanh, not ReLU: with ReLU the Hessian in HARPG's HVP is ~0 almost everywhere
     return nn.Sequential(*layers)
 
 
@@ -169,6 +171,12 @@ class SampleCounter:
     def add(self, steps: int, trajectories: int) -> None:
         self.env_steps += int(steps)
         self.trajectories += int(trajectories)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"env_steps": self.env_steps, "trajectories": self.trajectories}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.env_steps, self.trajectories = int(state["env_steps"]), int(state["trajectories"])
 
 
 @dataclass
@@ -309,7 +317,14 @@ class LinearFeatureBaseline:
     def predict(self, batch: TrajBatch) -> torch.Tensor:
         if self.coef is None:
             return torch.zeros_like(batch.rew)
-        return (baseline_features(batch.obs, batch.mask) @ self.coef) * batch.mask
+        return (baseline_features(batch.obs, batch.mask) @ self.coef.to(batch.rew.device)) * batch.mask
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        """The fitted weights (None before the first fit), so a resumed run uses the same baseline."""
+        return {"coef": self.coef}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        self.coef = state["coef"]
 
     def fit(self, batch: TrajBatch, returns: torch.Tensor) -> None:
         X = baseline_features(batch.obs, batch.mask)[batch.mask > 0].double()
@@ -359,7 +374,7 @@ def hvp_correction(policy: FlatPolicy, q: torch.Tensor, batch: TrajBatch, weight
 
     Unbiased (default): mean_i [ Hess(Phi_i) delta + grad(Phi_i) <grad log p_i, delta> ], log p_i summed over
     trajectory i's steps; the scalars <grad log p_i, delta> come from one forward-mode JVP.
-    code_faithful=True reproduces the authors' estimator (spec pitfall 5): Hess(mean Phi) delta +
+    code_faithful=True reproduces the authors' estimator: Hess(mean Phi) delta +
     grad(mean Phi) * <grad(mean over ALL steps of log pi), delta> -- a product of averages with log p averaged
     per step, which is biased. Only this estimator changes; the surrogate is the same.
     """
