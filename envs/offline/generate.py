@@ -179,17 +179,19 @@ def generate(env: str, level: str, transitions: int | None = None, seed: int = 1
         return mid
     n = transitions if transitions is not None else DEFAULT_TRANSITIONS
     env_id = ENVS[key]
-    t0 = time.time()
+    t_beh = time.time()
     summary = None
     if level != "random" or _summary_cached(key, seed, behaviour_steps, root):
         summary = behaviour_summary(key, seed, behaviour_steps, root, progress=progress, log=log)
-    t_collect = time.time()
+    beh_s = time.time() - t_beh
+    t0 = t_collect = time.time()  # this dataset's own time: after its behaviour policy (timed apart) exists
     beh_meta: dict = {}
     if level == "medium-expert":
         parts = []
         for sub in ("medium", "expert"):
             sub_id = generate(key, sub, transitions, seed, root, False, behaviour_steps, progress, log)
             parts.append(sub_id)
+        t0 = t_collect = time.time()  # ... and after its two parts exist
         episodes = _episodes_of(parts[0], root) + _episodes_of(parts[1], root)
         beh_meta = {"concatenation_of": parts, "medium_step": summary["medium_step"],
                     "expert_step": summary["expert_step"]}
@@ -259,6 +261,7 @@ def generate(env: str, level: str, transitions: int | None = None, seed: int = 1
         "d4rl_ref_min_score": d_min, "d4rl_ref_max_score": d_max,
         "versions": _versions(), "git_commit": _git_commit(),
         "collect_seconds": round(collect_s, 1), "generation_seconds": round(time.time() - t0, 1),
+        "behaviour_seconds_in_this_call": round(beh_s, 1),
         **stats,
     }
     _write_dataset(mid, episodes, env_id, algorithm, ref_min, ref_max, meta_ours, root)
@@ -267,7 +270,7 @@ def generate(env: str, level: str, transitions: int | None = None, seed: int = 1
         f"{stats['avg_return']:.1f} = {stats['avg_normalized_score']:.1f} normalized "
         f"({stats['avg_d4rl_normalized_score']:.1f} with D4RL's constants; D4RL's own dataset: "
         f"{stats['d4rl_dataset_normalized_score']}); {meta_ours['generation_seconds']:.0f} s "
-        f"(collection {collect_s:.0f} s) -> {mid}")
+        f"(collection {collect_s:.0f} s; behaviour policy training/references before it: {beh_s:.0f} s) -> {mid}")
     _append_record(root, {"id": mid, **{k: meta_ours[k] for k in ("seed", "transitions_requested", "collect_seconds",
                                                                    "generation_seconds")}, **stats,
                           "ref_min": ref_min, "ref_max": ref_max, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
