@@ -116,15 +116,21 @@ class ReplayBuffer:
                 "capacity": self.capacity}
 
     def load_state_dict(self, state: dict) -> None:
-        if int(state["capacity"]) != self.capacity or tuple(state["obs"].shape[1:]) != tuple(self.obs.shape[1:]) \
+        """Restore a state_dict. A buffer of another capacity accepts it when the saved rows are still in
+        insertion order (never wrapped, or wrapped exactly to position 0) and fit (a run extended on resume)."""
+        n, pos = int(state["size"]), int(state["pos"])
+        in_order = pos == 0 or n < int(state["capacity"])
+        fits = int(state["capacity"]) == self.capacity or (in_order and n <= self.capacity)
+        if not fits or tuple(state["obs"].shape[1:]) != tuple(self.obs.shape[1:]) \
                 or tuple(state["actions"].shape[1:]) != tuple(self.actions.shape[1:]):
-            raise ValueError(f"replay buffer state (capacity {state['capacity']}, obs {tuple(state['obs'].shape[1:])}, "
-                             f"actions {tuple(state['actions'].shape[1:])}) does not fit this buffer (capacity "
-                             f"{self.capacity}, obs {tuple(self.obs.shape[1:])}, actions {tuple(self.actions.shape[1:])})")
-        n = int(state["size"])
+            raise ValueError(f"replay buffer state (capacity {state['capacity']}, size {n}, obs "
+                             f"{tuple(state['obs'].shape[1:])}, actions {tuple(state['actions'].shape[1:])}) does not "
+                             f"fit this buffer (capacity {self.capacity}, obs {tuple(self.obs.shape[1:])}, actions "
+                             f"{tuple(self.actions.shape[1:])})")
         for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
             getattr(self, name)[:n] = state[name].to(self.device)
-        self.pos, self.size = int(state["pos"]), n
+        self.size = n
+        self.pos = pos if int(state["capacity"]) == self.capacity else n % self.capacity
 
     @classmethod
     def from_arrays(cls, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,

@@ -65,6 +65,7 @@ CASES = {
     "a2pr": Case("algos.a2pr", [*TINY_OFFLINE, "--hidden-sizes", "16", "16", "--actor-hidden-sizes", "16",
                                 "--vae-hidden-sizes", "16"], 40, 60, 10**8, 20, tiny_offline_dataset),
     "bpo": Case("algos.bpo", CARTPOLE_ONPOLICY, 128, 192, 200_000, 64),
+    "sac": Case("algos.sac", ["--env", "Hopper", "--dataset", "hopper-random", "--utd", "2", "--num-qs", "4", "--critic-hidden", "16", "16", "--actor-hidden", "16", "16", "--batch-size", "16", "--start-steps", "10", "--eval-every", "20", "--eval-episodes", "1", "--eval-envs", "1", "--eval-max-steps", "20", "--log-every", "5", "--device", "cpu", "--no-progress"], 20, 40, 10**8, 20, tiny_offline_dataset),
     "npg_igt": Case("algos.npg_igt", ["--env", "LQR", "--eval-every", "400", "--eval-log-points", "0", "--eval-episodes", "2", "--no-progress"], 400, 800, 80 * 10**6, 400),
     "harpg": Case("algos.harpg", ["--env", "LQR", "--no-normalized", "--eval-every", "400", "--eval-log-points", "0", "--eval-episodes", "2", "--no-progress"], 400, 880, 80 * 10**6, 400),
     "vanilla_pg": Case("algos.vanilla_pg", ["--env", "CartPole", "--n-envs", "2", "--batch-size", "50", "--hidden-sizes", "8", "--max-episode-steps", "20", "--eval-every", "100", "--eval-episodes", "1", "--no-progress"], 100, 200, 10**9, 100),

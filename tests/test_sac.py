@@ -115,8 +115,13 @@ def test_replay_buffer_state_round_trip_and_mismatch():
     part = ReplayBuffer(10, (3,), (2,), dev)
     part.add(torch.ones(4, 3), torch.ones(4, 2), torch.ones(4), torch.ones(4, 3), torch.zeros(4, dtype=torch.bool))
     assert part.state_dict()["obs"].shape[0] == 4  # only the filled rows are saved
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # wrapped mid-buffer: only the same capacity can take it
         ReplayBuffer(20, (3,), (2,), dev).load_state_dict(state)
+    with pytest.raises(ValueError):
+        ReplayBuffer(10, (4,), (2,), dev).load_state_dict(state)
+    bigger = ReplayBuffer(20, (3,), (2,), dev)  # a run extended on resume: rows in order, more room
+    bigger.load_state_dict(part.state_dict())
+    assert (bigger.pos, bigger.size) == (4, 4) and torch.equal(bigger.obs[:4], part.obs[:4])
 
 
 def test_sac_update_steps_every_piece_and_targets_track():
