@@ -205,10 +205,10 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
     critic_target.load_state_dict(critic.state_dict())
     value = _mlp(obs_dim, cfg.hidden_sizes, 1).to(device)
     vae = ConditionalVAE(obs_dim, act_dim, cfg.vae_hidden_sizes, high).to(device)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
-    value_opt = torch.optim.Adam(value.parameters(), lr=cfg.lr)
-    vae_opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr, fused=True)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, fused=True)
+    value_opt = torch.optim.Adam(value.parameters(), lr=cfg.lr, fused=True)
+    vae_opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr, fused=True)
     actor_params = list(actor.parameters())
     sample_rng = torch.Generator(device=device).manual_seed(cfg.seed)
     evaluator, evaluate = make_evaluator(cfg, data, make_vec_env, actor, device)
@@ -236,7 +236,7 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
             # ---- value: target from the updated online critics, min with the target-critic bootstrap
             with torch.no_grad():
                 y_v = value_target(y, td3_target(b["rewards"], b["terminated"], critic(next_sa), cfg.gamma))
-                q1_data = critic(torch.cat([s, a], -1))[0]  # Q_1(s, a) after the critic step
+                q1_data = critic(torch.cat([s, a], -1), members=slice(0, 1))[0]  # Q_1(s, a) after the critic step
             v = value(s)
             v_loss = F.mse_loss(v.squeeze(-1), y_v)
             value_opt.zero_grad(set_to_none=True)
@@ -253,12 +253,12 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
             # ---- actor, every policy_delay iterations
             if (run.iteration + 1) % cfg.policy_delay == 0:
                 pi = actor(s)
-                q_pi = critic(torch.cat([s, pi], -1))[0]
+                q_pi = critic(torch.cat([s, pi], -1), members=slice(0, 1))[0]
                 generated, _, _ = vae(s, pi)
                 if cfg.detach_aug_target:
                     generated = generated.detach()
                 with torch.no_grad():
-                    adv_gen = critic(torch.cat([s, generated], -1))[0] - v
+                    adv_gen = critic(torch.cat([s, generated], -1), members=slice(0, 1))[0] - v
                 target = augmented_target(a, generated, adv_data, adv_gen)
                 gate = bc_gate(adv_data, adv_gen, cfg.mask)
                 actor_loss, lam = a2pr_actor_loss(q_pi, pi, target, gate, cfg.alpha)

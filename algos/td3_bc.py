@@ -100,8 +100,9 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
     critic_target = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden_sizes).to(device)
     actor_target.load_state_dict(actor.state_dict())
     critic_target.load_state_dict(critic.state_dict())
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr, fused=True)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, fused=True)
+    actor_params = list(actor.parameters())
     sample_rng = torch.Generator(device=device).manual_seed(cfg.seed)
     evaluator, evaluate = make_evaluator(cfg, data, make_vec_env, actor, device)
     run.add_cleanup(evaluator.close)
@@ -125,10 +126,10 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
             critic_opt.step()
             if (run.iteration + 1) % cfg.policy_delay == 0:
                 pi = actor(b["obs"])
-                q_pi = critic(torch.cat([b["obs"], pi], -1))[0]
+                q_pi = critic(torch.cat([b["obs"], pi], -1), members=slice(0, 1))[0]
                 actor_loss, lam = td3_bc_actor_loss(q_pi, pi, b["actions"], cfg.alpha)
                 actor_opt.zero_grad(set_to_none=True)
-                actor_loss.backward()
+                actor_loss.backward(inputs=actor_params)  # no critic weight gradients: only the actor steps
                 actor_opt.step()
                 soft_update(critic_target, critic, cfg.tau)
                 soft_update(actor_target, actor, cfg.tau)

@@ -23,9 +23,9 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_members, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_members, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [E, B, in] -> [E, B, out]."""
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """x: [E', B, in] -> [E', B, out] for the members selected by `members` (all by default)."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleLayerNorm(nn.Module):
@@ -37,8 +37,9 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_members, 1, dim))
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.bias, nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps), self.weight)
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        return torch.addcmul(self.bias[members], nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps),
+                             self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -55,15 +56,17 @@ class EnsembleMLP(nn.Module):
         self.out = EnsembleLinear(n_members, dims[-1], out_dim)
         self.act = ACTIVATIONS[activation]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """[B, in] or [E', B, in] -> [E', B, out]; `members` selects a subset (TD3's actor loss needs only
+        Q_1: `members=slice(0, 1)` computes one member instead of all)."""
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.n_members, *x.shape)
+            x = x.unsqueeze(0).expand(len(range(self.n_members)[members]), *x.shape)
         for i, layer in enumerate(self.hidden):
-            x = layer(x)
+            x = layer(x, members)
             if self.norms is not None:
-                x = self.norms[i](x)
+                x = self.norms[i](x, members)
             x = self.act(x)
-        return self.out(x)
+        return self.out(x, members)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -28,6 +28,7 @@ def test_ensemble_equals_separate_networks_and_layer_norm():
                     h = F.layer_norm(h, h.shape[-1:]) * net.norms[i].weight[k, 0] + net.norms[i].bias[k, 0]
                 h = torch.relu(h)
             torch.testing.assert_close(out[k], h @ net.out.weight[k] + net.out.bias[k, 0])
+        torch.testing.assert_close(net(x, members=slice(1, 2))[0], out[1])  # one member alone
     # members start different (independent initialisation)
     assert not torch.allclose(net.hidden[0].weight[0], net.hidden[0].weight[1])
 
