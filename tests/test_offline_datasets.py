@@ -251,3 +251,31 @@ def test_failed_or_killed_generation_leaves_nothing_that_looks_complete(mroot, m
     gen.generate("Hopper", "random", 50, seed=0, **QUIET)
     assert not stale.parent.exists()
     assert list(minari.list_local_datasets()) == ["classic-rl/hopper/random-v0"]
+
+
+def test_official_minari_id_is_passed_through(mroot):
+    """A dataset made by minari itself (no toolkit metadata), e.g. a downloaded mujoco/hopper/medium-v0."""
+    import gymnasium as gym
+    import minari
+    from minari.data_collector import EpisodeBuffer
+    env = gym.make("Hopper-v5")
+    obs, _ = env.reset(seed=0)
+    O, A, R, TE, TR = [obs], [], [], [], []
+    for _ in range(30):
+        a = env.action_space.sample()
+        obs, r, te, tr, _ = env.step(a)
+        O.append(obs), A.append(a), R.append(r), TE.append(te), TR.append(tr)
+        if te or tr:
+            break
+    TR[-1] = TR[-1] or not TE[-1]
+    buf = EpisodeBuffer(id=0, seed=0, observations=np.asarray(O, np.float32), actions=np.asarray(A, np.float32),
+                        rewards=R, terminations=TE, truncations=TR, infos={})
+    minari.create_dataset_from_buffers("mujoco/hopper/medium-v0", [buf], env="Hopper-v5", eval_env="Hopper-v5",
+                                       ref_min_score=-20.0, ref_max_score=3000.0, algorithm_name="random",
+                                       author="test", author_email="test", code_permalink="test")
+    d = load_dataset("mujoco/hopper/medium-v0", env="Hopper")
+    assert len(d) == len(A) and d.rewards.dtype == torch.float32  # float64 rewards on disk are cast
+    ref = d.ref_scores()
+    assert (ref["min"], ref["max"], ref["d4rl_min"], ref["d4rl_max"]) == (-20.0, 3000.0, -20.272305, 3234.3)
+    with pytest.raises(UserError, match="closest local ids: mujoco/hopper/medium-v0"):
+        load_dataset("mujoco/hopper/medium-v1")
