@@ -1,45 +1,102 @@
 """DR-RPO: distributionally robust regularized policy optimization on d-rectangular linear MDPs.
 
+    python -m algos.dr_rpo --env LinearMDP --rho 0.6          # DR-RPO on the simulated linear MDP
+    python -m algos.dr_rpo --env LinearMDP --method oppo      # baselines: oppo | lsvi_ucb | dr_lsvi_ucb
+    python -m algos.dr_rpo --env AmericanPut
+    python -m algos.dr_rpo --resume runs/dr_rpo/LinearMDP/1-...  --total-steps 800   # extend a run exactly
+
 Paper: Gu, He, Liu, Xu, "Policy Regularized Distributionally Robust Markov Decision Processes with Linear
-Function Approximation", arXiv 2510.14246 (2025). Spec: shared/specs/dr_rpo.md (no official code exists;
-hyperparameters follow the same lab's R2PVI / DR-LSVI-UCB code as the spec lists them).
+Function Approximation", arXiv 2510.14246 (2025). Only the abstract was available to us and no official
+code exists; the pieces below are derived from first principles and from the same lab's public code for
+its predecessors (R2PVI, DR-LSVI-UCB: panxulab/Robust-Regularized-Pessimistic-Value-Iteration), which is
+also where the environments and most settings come from.
 
-Each episode: act in the nominal environment with the current softmax policy; then, backward over steps,
-estimate the robust Q of that policy by ridge regression with the per-factor dual of the TV (or KL)
-uncertainty set plus a d-rectangular UCB bonus, evaluating V with the KL-to-reference regularizer; then take
-a closed-form mirror-descent step toward exp(eta Q), regularized toward pi_ref. The baselines are the same
-loop with one change (--algo): oppo (rho = 0), lsvi_ucb (rho = 0, greedy), dr_lsvi_ucb (robust, greedy).
-All replications run as one batch on --device.
+Setting. Episodic, horizon H, features phi_h(s, a) in the simplex of R^d, nominal kernel
+P_h(.|s, a) = sum_i phi_i(s, a) mu_{h,i}; the adversary may move each factor mu_{h,i} within a ball
+D(mu, mu_{h,i}) <= rho_{h,i} (TV, or KL with --divergence kl). The regularized robust value of a policy pi is
 
-Run: python -m algos.dr_rpo --env LinearMDP --rho 0.6   |   python -m algos.dr_rpo --env AmericanPut
+    Q_h(s, a) = r_h(s, a) + sum_i phi_i(s, a) inf_{D(mu, mu_{h,i}) <= rho_{h,i}} E_mu[V_{h+1}],
+    V_h(s) = sum_a pi_h(a|s) Q_h(s, a) - tau KL(pi_h(.|s) || pi_ref),  V_{H+1} = 0,
+
+and the optimal one is V*_h = tau log sum_a pi_ref(a|s) exp(Q*_h(s, a) / tau) (a softmax policy).
+TV dual per factor: inf_{TV(mu, mu0) <= rho} E_mu V = max_{alpha in [min V, max V]} E_mu0[min(V, alpha)] - rho
+(alpha - min V), maximized exactly over the kinks (see tv_dual; the reference code's Nelder-Mead is
+neither exact nor fast). KL dual: sup_{beta > 0} -beta log E_mu0[exp(-V/beta)] - beta rho.
+
+Each learning episode k (one "step" of this entry point): every replication acts for H steps in the nominal
+environment with its current softmax policy pi_k; then, backward over h, it estimates the robust Q of pi_k by
+ridge regression (Lambda = ridge I + sum phi phi^T) with the per-factor dual applied to the regression
+weights, plus the d-rectangular bonus beta sum_i phi_i sqrt((Lambda^-1)_ii), clips Q to [0, H - h + 1] and
+sets V(fail) = 0 (the known absorbing fail state); then it takes the closed-form mirror-descent step
+
+    log pi_{k+1} = (log pi_k + eta tau log pi_ref + eta Q_k) / (1 + eta tau) + const   (eta = --step-size).
+
+Baselines, each the same loop with one change (--method): oppo (rho = 0), lsvi_ucb (rho = 0, greedy in Q,
+bonus beta ||phi||_{Lambda^-1}), dr_lsvi_ucb (robust, greedy). Regret (LinearMDP, whose factors are known):
+sum_k V*_1 - V^{pi_k}_1 in regularized robust values, computed exactly from the model.
+
+Settings: H = 3, 16 actions, delta = 0.3, ||xi||_1 = 0.1, beta = 1, ridge = 0.1, K = 100 episodes, 20
+replications, test shifts q = 0, 0.1, ..., 1 are the reference code's; rho = 0.6 sits on factor 4 at step 1
+(the factor the test shift perturbs; rho on every factor makes DR-RPO learn the non-robust action). eta = 5
+and tau = 0.002 are ours (not published; eta = 1 is too slow at K = 100 and tau >= 0.01 makes the optimum
+nearly uniform, since the Q-gaps are about 0.05); pi_ref is uniform. American put: rho = 0.03 and ridge = 1
+from the R2PVI code; its beta = 0.1 is an offline pessimism scale, and online with dollar payoffs it never
+explores "hold", so beta = 10 and eta = 0.05 (measured to hold).
+
+What the run records. A step is one learning episode k of the K-episode loop (--total-steps = K); the
+--n-envs replications are independent learners, each with its own data and policy, run as one batch on
+--device (so a step is n_envs environment episodes of H steps). metrics.csv: a row every max(1, K // 200)
+episodes and at the last (mean training return over replications, mean cumulative regret; the regret
+after every episode is in summary.json). eval.csv: every --eval-every episodes, the exact
+expected return of each replication's current policy under the least favourable test shift (its `returns`),
+with the mean at every shift beside it. At the end the frozen policies are tested under every shift, exactly
+and with --eval-episodes Monte Carlo episodes per shift and replication. Headline: `worst_shift_test_return`,
+the mean over replications of the exact test return under the least favourable test shift. Why this one:
+it is the max-min quantity a robust method is for, it is exact (no Monte Carlo noise), and it exists for both
+envs (the regret needs the true factors, so LinearMDP only; it is in summary.json as cumulative_regret).
+Checkpoints hold the policies, Q, the collected data, the regret and the random stream, so --resume
+continues exactly.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
-import time
-from typing import Literal, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 
-from classic_rl.config import parse_config, require, run_cli, to_dict
-from classic_rl.runlog import Progress, RunLogger
-from classic_rl.utils import resolve_device, seed_everything, set_torch_threads
+from classic_rl.config import RunConfig, parse_config, require, run_cli
+from classic_rl.session import LoopState, RunSession
 from envs.linear_mdp import LinearMDP, analytic_lines, make_linear_mdp, optimal_stopping_value
 
-ALGOS = ("dr_rpo", "oppo", "lsvi_ucb", "dr_lsvi_ucb")
+METHODS = ("dr_rpo", "oppo", "lsvi_ucb", "dr_lsvi_ucb")
 ROBUST = {"dr_rpo", "dr_lsvi_ucb"}
 GREEDY = {"lsvi_ucb", "dr_lsvi_ucb"}
 
 
-@dataclasses.dataclass
-class DRRPOConfig:
+@dataclass
+class DRRPOConfig(RunConfig):
     """Online robust policy optimization on a d-rectangular linear MDP, tested under dynamics shift."""
 
     env: Literal["LinearMDP", "AmericanPut"] = "LinearMDP"
     """LinearMDP: simulated 5-state MDP, shift q at step 1; AmericanPut: option on a price lattice, shift in p"""
-    algo: Literal[ALGOS] = "dr_rpo"  # type: ignore[valid-type]
+    total_steps: int = 100
+    """K: learning episodes (one step = one episode k of the K-episode loop, in which every replication plays
+    one H-step episode in the nominal env and then updates its policy)"""
+    n_envs: int = 10
+    """independent replications (each its own environment, data and policy), run as one batch on --device"""
+    eval_every: int = 10
+    """exact evaluation of the current policies under every test shift every this many episodes (0 = only at
+    the end)"""
+    eval_episodes: int = 200
+    """Monte Carlo test episodes per test shift and replication for the final policies (the exact test returns
+    are always computed too)"""
+    checkpoint_every: int = 0
+    """save a resumable checkpoint every this many learning episodes (0 = only at the end)"""
+    method: Literal[METHODS] = "dr_rpo"  # type: ignore[valid-type]
     """dr_rpo; oppo (non-robust policy optimization, rho forced to 0); lsvi_ucb (non-robust, greedy);
     dr_lsvi_ucb (robust, greedy)"""
     rho: Optional[float] = None
@@ -47,49 +104,31 @@ class DRRPOConfig:
     AmericanPut: every price factor); None = the env's preset (0.6 / 0.03)"""
     divergence: Literal["tv", "kl"] = "tv"
     """uncertainty set: total variation (exact sorted dual) or KL (dual maximized over beta)"""
-    episodes: int = 100
-    """K: online training episodes in the nominal environment"""
-    replications: int = 10
-    """independent runs, batched on the device"""
     beta: Optional[float] = None
-    """UCB bonus scale; None = the env's preset (LinearMDP 1.0; AmericanPut 10, see presets)"""
+    """UCB bonus scale; None = the env's preset (LinearMDP 1.0; AmericanPut 10)"""
     ridge: Optional[float] = None
-    """ridge regularizer lambda; None = the env's preset (0.1 / 1.0)"""
-    eta: Optional[float] = None
-    """mirror-descent step size; None = the env's preset (LinearMDP 5: spec says 5 works at K = 100 and 1 is
-    too slow; AmericanPut 0.05, scaled to its dollar payoffs)"""
+    """ridge regularizer (the paper's lambda); None = the env's preset (0.1 / 1.0)"""
+    step_size: Optional[float] = None
+    """mirror-descent step size (the paper's eta); None = the env's preset (LinearMDP 5: 1 is too slow at
+    K = 100; AmericanPut 0.05, scaled to its dollar payoffs)"""
     reg: float = 0.002
-    """tau: strength of the KL regularizer toward the uniform reference policy"""
+    """strength of the KL regularizer toward the uniform reference policy (the paper's tau)"""
     delta: float = 0.3
     """LinearMDP: delta in p(a) = delta + <xi, a>"""
     xi_norm: float = 0.1
     """LinearMDP: ||xi||_1 (0.1 gives rho* ~ 0.48, 0.2 gives ~ 0.375)"""
-    test_episodes: int = 200
-    """Monte Carlo test episodes per shift and replication (exact test returns are always computed too)"""
     regret: bool = True
     """compute the exact robust regularized regret of every episode's policy from the known model (LinearMDP)"""
-    seed: int = 1
-    """random seed"""
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    """device for the batched replications"""
-    run_dir: str = "runs"
-    """root folder; the run goes to runs/<algo>/<env>/<seed>-<timestamp>/"""
-    progress: bool = False
-    """show a progress bar over episodes"""
-    torch_threads: int = 1
-    """torch CPU threads; the tensors here are tiny, so extra threads only add synchronization (0 = default)"""
 
     def validate(self) -> None:
-        require(self.rho is None or 0 <= self.rho <= 1 or self.divergence == "kl",
-                f"--rho must be in [0, 1] for TV, got {self.rho}")
+        super().validate()
         require(self.rho is None or self.rho >= 0, f"--rho must be >= 0, got {self.rho}")
-        require(self.episodes > 0 and self.replications > 0, "--episodes and --replications must be positive")
-        require(self.eta is None or self.eta > 0, f"--eta must be positive, got {self.eta}")
+        require(self.rho is None or self.rho <= 1 or self.divergence == "kl",
+                f"--rho must be in [0, 1] for TV, got {self.rho}")
+        require(self.step_size is None or self.step_size > 0, f"--step-size must be positive, got {self.step_size}")
         require(self.reg >= 0, f"--reg must be >= 0, got {self.reg}")
         require(self.beta is None or self.beta >= 0, f"--beta must be >= 0, got {self.beta}")
         require(self.ridge is None or self.ridge > 0, f"--ridge must be positive, got {self.ridge}")
-        require(self.test_episodes >= 0, "--test-episodes must be >= 0")
-        require(self.torch_threads >= 0, "--torch-threads must be >= 0")
 
 
 def presets(env: str) -> dict:
@@ -97,8 +136,8 @@ def presets(env: str) -> dict:
         # rho and ridge from the R2PVI code. Its beta = 0.1 is an offline pessimism scale; online, with payoffs
         # in dollars (up to ~35), beta = 0.1 never explores "hold" and eta = 5 commits to "exercise" after one
         # episode, so beta and eta are rescaled to the reward range here (measured: beta=10, eta=0.05 holds).
-        return {"rho": 0.03, "beta": 10.0, "ridge": 1.0, "eta": 0.05}
-    return {"rho": 0.6, "beta": 1.0, "ridge": 0.1, "eta": 5.0}
+        return {"rho": 0.03, "beta": 10.0, "ridge": 1.0, "step_size": 0.05}
+    return {"rho": 0.6, "beta": 1.0, "ridge": 0.1, "step_size": 5.0}
 
 
 # ----- robust expectations: duals of the per-factor uncertainty sets --------------------------------
@@ -202,7 +241,7 @@ def optimistic_q(mdp: LinearMDP, data_phi: torch.Tensor, data_next: torch.Tensor
     """Backward optimistic (robust) evaluation of `policy` [R, H, S, A] (greedy algos: of the max) from
     data_phi [H, R, n, d], data_next [H, R, n]. Returns Q [R, H, S, A]."""
     H, R = mdp.horizon, data_phi.shape[1]
-    robust, greedy = cfg.algo in ROBUST, cfg.algo in GREEDY
+    robust, greedy = cfg.method in ROBUST, cfg.method in GREEDY
     eye = torch.eye(mdp.dim, dtype=torch.float64, device=data_phi.device)
     V_next = torch.zeros(R, mdp.n_states, dtype=torch.float64, device=data_phi.device)
     Q = torch.zeros(R, H, mdp.n_states, mdp.n_actions, dtype=torch.float64, device=data_phi.device)
@@ -251,98 +290,130 @@ def make_env(cfg: DRRPOConfig) -> LinearMDP:
     return make_linear_mdp(cfg.env, seed=cfg.seed)
 
 
-def train(cfg: DRRPOConfig, log: bool = True) -> dict:
+@dataclass
+class DRRPOLoop(LoopState):
+    """What a checkpoint holds besides the random stream: policies, Q, the data and the regret so far."""
+
+    logits: Any = None          # [R, H, S, A] log pi_k
+    Q: Any = None               # [R, H, S, A] the last optimistic (robust) Q
+    data_phi: Any = None        # [H, R, capacity, d] features of the visited (s, a)
+    data_next: Any = None       # [H, R, capacity] next states
+    regret: Any = None          # [R] cumulative regret
+    regret_history: Any = None  # [k, R] cumulative regret after each episode
+
+
+def train(cfg: DRRPOConfig, argv: Sequence[str] | None = None) -> dict:
+    """Train, test the final policies under every shift and return summary.json (plus `run_dir`)."""
     # fields left at None take the env's preset (the CLI does this already; programmatic callers may not)
     cfg = dataclasses.replace(cfg, **{k: v for k, v in presets(cfg.env).items() if getattr(cfg, k) is None})
-    seed_everything(cfg.seed)
-    set_torch_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
+    run = RunSession(cfg, "dr_rpo", argv=argv, steps_name="episodes")
+    cfg, device = run.cfg, run.device
+    run.log_interval = max(1, cfg.total_steps // 200)  # <= ~200 rows: the logger rewrites metrics.csv per row
     mdp = make_env(cfg).to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    R, K, H, S, A, d = cfg.replications, cfg.episodes, mdp.horizon, mdp.n_states, mdp.n_actions, mdp.dim
-    robust, greedy = cfg.algo in ROBUST, cfg.algo in GREEDY
+    R, H, S, A, d = cfg.n_envs, mdp.horizon, mdp.n_states, mdp.n_actions, mdp.dim
+    robust, greedy = cfg.method in ROBUST, cfg.method in GREEDY
     rho = (cfg.rho if robust else 0.0) * mdp.rho_mask                               # [H, d]
     kern = mdp.kernel()
     log_ref = torch.full((H, S, A), -math.log(A), dtype=torch.float64, device=device)  # uniform pi_ref
-    logits = log_ref.expand(R, H, S, A).clone()
-    data_phi = torch.zeros(H, R, K, d, dtype=torch.float64, device=device)
-    data_next = torch.zeros(H, R, K, dtype=torch.long, device=device)
     ridx = torch.arange(R, device=device)
-    logger = RunLogger.create(cfg.run_dir, cfg.algo, cfg.env, cfg.seed, to_dict(cfg), str(device)) if log else None
     do_regret = cfg.regret and mdp.factors is not None
+    capacity = min(cfg.total_steps, 1024)
+    logits = log_ref.expand(R, H, S, A).clone()
+    loop = DRRPOLoop(logits=logits, data_phi=torch.zeros(H, R, capacity, d, dtype=torch.float64, device=device),
+                     data_next=torch.zeros(H, R, capacity, dtype=torch.long, device=device),
+                     regret=torch.zeros(R, dtype=torch.float64, device=device),
+                     regret_history=torch.zeros(0, R, dtype=torch.float64, device=device))
+    loop.Q = optimistic_q(mdp, loop.data_phi[:, :, :0], loop.data_next[:, :, :0], logits.exp(), rho, cfg, log_ref)
     if do_regret:
         v_star = robust_policy_value(mdp, logits.exp(), rho, cfg.reg, log_ref, cfg.divergence, optimal=True)
-    Q = optimistic_q(mdp, data_phi[:, :, :0], data_next[:, :, :0], logits.exp(), rho, cfg, log_ref)
-    regret = torch.zeros(R, dtype=torch.float64, device=device)
-    history, progress, start = [], Progress(K, enabled=cfg.progress, desc=cfg.algo), time.time()
-    for k in range(K):
-        policy = torch.nn.functional.one_hot(Q.argmax(-1), A).double() if greedy else logits.exp()
-        if do_regret:
-            regret += v_star - robust_policy_value(mdp, policy, rho, cfg.reg, log_ref, cfg.divergence)
-        s = torch.multinomial(mdp.mu0.expand(R, -1), 1, generator=gen).squeeze(-1)
-        ep_return = torch.zeros(R, dtype=torch.float64, device=device)
-        for h in range(H):
-            a = torch.multinomial(policy[ridx, h, s], 1, generator=gen).squeeze(-1)
-            data_phi[h, :, k] = mdp.phi[h, s, a]
-            ep_return += mdp.reward[h, s, a]
-            s = torch.multinomial(kern[h, s, a], 1, generator=gen).squeeze(-1)
-            data_next[h, :, k] = s
-        Q = optimistic_q(mdp, data_phi[:, :, :k + 1], data_next[:, :, :k + 1], policy, rho, cfg, log_ref)
-        if not greedy:
-            logits = mirror_descent(logits, Q, log_ref, cfg.eta, cfg.reg)
-        history.append(regret.clone())         # stays on the device; read back once at the end
-        if logger is not None and (k + 1) % max(1, K // 100) == 0:
-            logger.log((k + 1) * H, episode=k + 1, train_return=ep_return.mean().item(),
-                       cumulative_regret=regret.mean().item() if do_regret else float("nan"))
-        progress.update(1)
-    progress.close()
-    train_seconds = time.time() - start
-    per_rep = torch.stack(history).cpu()                                          # [K, R]
-    curve = per_rep.mean(-1).tolist() if do_regret else [float("nan")] * K
-    per_rep = per_rep.tolist() if do_regret else []
-    final = torch.nn.functional.one_hot(Q.argmax(-1), A).double() if greedy else logits.exp()
-    return report(cfg, mdp, final, curve, per_rep, train_seconds, gen, logger)
+
+    def current_policy() -> torch.Tensor:
+        return torch.nn.functional.one_hot(loop.Q.argmax(-1), A).double() if greedy else loop.logits.exp()
+
+    def exact_test_returns(policy: torch.Tensor) -> torch.Tensor:
+        """[shifts, R]: the exact expected return of every replication's policy under every test shift."""
+        return torch.stack([mdp.expected_return(policy, q) for q in mdp.test_shifts])
+
+    def evaluate() -> dict:
+        exact = exact_test_returns(current_policy())
+        return {"returns": exact.min(0).values.tolist(),
+                **{f"return_at_{q:g}": exact[i].mean().item() for i, q in enumerate(mdp.test_shifts)}}
+
+    with run:
+        run.track(evaluate=evaluate, loop=loop, gen=gen)
+        while run.step < cfg.total_steps:
+            k = run.step
+            if k >= loop.data_phi.shape[2]:  # grow the data arrays (doubling) instead of sizing them by K
+                grow = loop.data_phi.shape[2]
+                loop.data_phi = torch.cat([loop.data_phi, torch.zeros_like(loop.data_phi[:, :, :grow])], 2)
+                loop.data_next = torch.cat([loop.data_next, torch.zeros_like(loop.data_next[:, :, :grow])], 2)
+            policy = current_policy()
+            if do_regret:
+                loop.regret = loop.regret + v_star - robust_policy_value(mdp, policy, rho, cfg.reg, log_ref,
+                                                                         cfg.divergence)
+            s = torch.multinomial(mdp.mu0.expand(R, -1), 1, generator=gen).squeeze(-1)
+            ep_return = torch.zeros(R, dtype=torch.float64, device=device)
+            for h in range(H):
+                a = torch.multinomial(policy[ridx, h, s], 1, generator=gen).squeeze(-1)
+                loop.data_phi[h, :, k] = mdp.phi[h, s, a]
+                ep_return += mdp.reward[h, s, a]
+                s = torch.multinomial(kern[h, s, a], 1, generator=gen).squeeze(-1)
+                loop.data_next[h, :, k] = s
+            loop.Q = optimistic_q(mdp, loop.data_phi[:, :, :k + 1], loop.data_next[:, :, :k + 1], policy, rho, cfg,
+                                  log_ref)
+            if not greedy:
+                loop.logits = mirror_descent(loop.logits, loop.Q, log_ref, cfg.step_size, cfg.reg)
+            loop.regret_history = torch.cat([loop.regret_history, loop.regret[None]])
+            run.advance(1, train_return_mean=ep_return.mean(), q_mean=loop.Q.mean(),
+                        cumulative_regret=loop.regret.mean() if do_regret else "")
+        train_seconds = run.logger.wall_time()
+        final = current_policy()
+        extra = shift_report(cfg, mdp, final, exact_test_returns(final))
+        curve = loop.regret_history.mean(-1).tolist() if do_regret else None
+        if curve:
+            print(f"cumulative robust regret after {len(curve)} episodes: {curve[-1]:.3f}")
+        run.finish(headline=("worst_shift_test_return", extra.pop("worst_shift_test_return")), **extra,
+                   method=cfg.method, rho=cfg.rho if robust else 0.0, train_seconds=train_seconds,
+                   final_cumulative_regret=curve[-1] if curve else None, cumulative_regret=curve,
+                   cumulative_regret_per_replication=loop.regret_history.tolist() if do_regret else None)
+    return {**json.loads((run.path / "summary.json").read_text()), "run_dir": str(run.path)}
 
 
-def report(cfg, mdp, final, curve, per_rep, train_seconds, gen, logger) -> dict:
-    """Test the frozen policy under every shift: exact returns, Monte Carlo returns, reference lines."""
-    summary: dict = {"algo": cfg.algo, "env": cfg.env, "rho": cfg.rho if cfg.algo in ROBUST else 0.0,
-                     "train_seconds": train_seconds, "shifts": {}}
+def shift_report(cfg: DRRPOConfig, mdp: LinearMDP, final: torch.Tensor, exact: torch.Tensor) -> dict:
+    """Test the frozen policies under every shift: exact returns, Monte Carlo returns (their own random stream,
+    so a resumed run's training draws are untouched), the reference lines; print the table."""
+    out: dict = {"shifts": {}, "worst_shift_test_return": exact.min(0).values.mean().item()}
     refs = analytic_lines(mdp) if cfg.env == "LinearMDP" else None
     if refs is not None:
         p_robust = final[:, 0, 0, 0]
-        summary["p_robust_action_at_x1"] = p_robust.tolist()
-        summary["rho_star"] = refs["rho_star"]
-        print(f"{cfg.algo} rho={summary['rho']}: P(robust action -1^4 at x1) = {p_robust.mean():.3f} "
-              f"(rho* = {refs['rho_star']:.3f}); train {train_seconds:.1f}s")
-    if not math.isnan(curve[-1]):
-        summary["cumulative_regret"] = curve
-        summary["cumulative_regret_per_replication"] = per_rep   # [K][R]
-        print(f"cumulative robust regret after {len(curve)} episodes: {curve[-1]:.3f}")
+        out["p_robust_action_at_x1"] = p_robust.tolist()
+        out["rho_star"] = refs["rho_star"]
+        print(f"{cfg.method}: P(robust action -1^4 at x1) = {p_robust.mean():.3f} (rho* = {refs['rho_star']:.3f})")
+    test_gen = torch.Generator(device=final.device).manual_seed(cfg.seed + 10_000)
     ref_cols = ("non_robust", "robust") if refs is not None else ("oracle",)
     print(f"{'shift':>6}{'exact mean':>12}{'std':>8}{'MC mean':>10}{'std':>8}" + "".join(f"{c:>12}" for c in ref_cols))
-    for q in mdp.test_shifts:
-        exact = mdp.expected_return(final, q)
-        row = {"exact_mean": exact.mean().item(), "exact_std": exact.std().item() if len(exact) > 1 else 0.0}
-        if cfg.test_episodes:
-            mc = mdp.rollout_returns(final, q, cfg.test_episodes, gen).mean(-1)
-            row.update(mc_mean=mc.mean().item(), mc_std=mc.std().item() if len(mc) > 1 else 0.0)
+    for i, q in enumerate(mdp.test_shifts):
+        mc = mdp.rollout_returns(final, q, cfg.eval_episodes, test_gen).mean(-1)
+        several = exact.shape[1] > 1
+        row = {"exact_mean": exact[i].mean().item(), "exact_std": exact[i].std().item() if several else 0.0,
+               "mc_mean": mc.mean().item(), "mc_std": mc.std().item() if several else 0.0}
         refv = [refs[c](q) for c in ref_cols] if refs is not None else [optimal_stopping_value(mdp, q)]
         row.update(dict(zip(ref_cols, refv)))
-        summary["shifts"][str(q)] = row
-        print(f"{q:>6}{row['exact_mean']:>12.4f}{row['exact_std']:>8.4f}{row.get('mc_mean', float('nan')):>10.4f}"
-              f"{row.get('mc_std', float('nan')):>8.4f}" + "".join(f"{v:>12.4f}" for v in refv))
-        if logger is not None:
-            logger.log_eval(cfg.episodes * mdp.horizon, exact.tolist(), shift=q)
-    if logger is not None:
-        logger.write_summary(summary)
-        print(f"run directory: {logger.path}")
-    return summary
+        out["shifts"][str(q)] = row
+        print(f"{q:>6}{row['exact_mean']:>12.4f}{row['exact_std']:>8.4f}{row['mc_mean']:>10.4f}"
+              f"{row['mc_std']:>8.4f}" + "".join(f"{v:>12.4f}" for v in refv))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(DRRPOConfig, argv, presets=presets, prog="python -m algos.dr_rpo")
-    return train(cfg)
+    from analysis.plot import finish_run
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(DRRPOConfig, argv, presets=presets, prog="python -m algos.dr_rpo", description=__doc__)
+    summary = train(cfg, argv=argv)
+    finish_run(summary["run_dir"])
+    return summary
 
 
 if __name__ == "__main__":

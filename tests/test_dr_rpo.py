@@ -11,7 +11,8 @@ from envs.linear_mdp import american_put, analytic_lines, optimal_stopping_value
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # training runs write their run directories under ./runs
     old = torch.get_num_threads()
     torch.set_num_threads(1)   # tiny tensors: extra threads only add contention
     yield
@@ -128,7 +129,7 @@ def test_linear_mdp_kernel_analytic_lines_and_worst_case_equals_test_shift():
     K = mdp.kernel(0.0)
     torch.testing.assert_close(K.sum(-1), torch.ones_like(K.sum(-1)))
     lines = analytic_lines(mdp)
-    # hand computation (spec E1), p = 0.4 under +1: V(x2, step 2) = p + (1-p) 0.999 p + p * 1 (x5, one step left)
+    # hand computation, p = 0.4 under +1: V(x2, step 2) = p + (1-p) 0.999 p + p * 1 (x5, one step left)
     v2 = 0.4 + 0.6 * 0.999 * 0.4 + 0.4 * 1
     for q in (0.0, 0.5, 1.0):
         assert lines["non_robust"](q) == pytest.approx(0.6 * 0.999 * v2 + 0.4 * 2 * (1 - q), abs=1e-12)
@@ -166,16 +167,16 @@ def test_american_put_lattice_against_independent_binomial_tree():
 
 
 def _learn(**kw):
-    cfg = dr_rpo.DRRPOConfig(replications=20, test_episodes=0, **kw)
-    return dr_rpo.train(cfg, log=False)
+    cfg = dr_rpo.DRRPOConfig(n_envs=20, eval_episodes=1, eval_every=0, progress=False, **kw)
+    return dr_rpo.train(cfg)
 
 
 def test_rho_threshold_and_analytic_lines_on_the_linear_mdp():
     lines = analytic_lines(simulated_linear_mdp())
-    robust_hi = _learn(algo="dr_rpo", rho=0.6)       # rho above rho* ~ 0.48
-    robust_lo = _learn(algo="dr_rpo", rho=0.3)       # rho below it
-    oppo = _learn(algo="oppo")
-    # medians over replications: with beta = 1 a few runs still oscillate (spec 1(g): optimism-driven)
+    robust_hi = _learn(method="dr_rpo", rho=0.6)       # rho above rho* ~ 0.48
+    robust_lo = _learn(method="dr_rpo", rho=0.3)       # rho below it
+    oppo = _learn(method="oppo")
+    # medians over replications: with beta = 1 a few runs still oscillate (optimism-driven)
     assert np.median(robust_hi["p_robust_action_at_x1"]) > 0.5     # the robust action dominates
     assert np.median(robust_lo["p_robust_action_at_x1"]) < 0.05    # below rho*: the non-robust action
     assert np.median(oppo["p_robust_action_at_x1"]) < 0.05
@@ -187,7 +188,7 @@ def test_rho_threshold_and_analytic_lines_on_the_linear_mdp():
     assert robust_hi["shifts"]["0.0"]["exact_mean"] < oppo["shifts"]["0.0"]["exact_mean"]
     assert robust_hi["shifts"]["1.0"]["exact_mean"] > oppo["shifts"]["1.0"]["exact_mean"] + 0.05
     # greedy baselines: most replications end exactly on the analytic lines' actions
-    dr_lsvi, lsvi = _learn(algo="dr_lsvi_ucb", rho=0.6), _learn(algo="lsvi_ucb")
+    dr_lsvi, lsvi = _learn(method="dr_lsvi_ucb", rho=0.6), _learn(method="lsvi_ucb")
     assert np.mean(dr_lsvi["p_robust_action_at_x1"]) > 0.8 and np.mean(lsvi["p_robust_action_at_x1"]) < 0.2
     for q in ("0.0", "1.0"):
         assert dr_lsvi["shifts"][q]["exact_mean"] == pytest.approx(lines["robust"](float(q)), abs=0.05)
@@ -195,16 +196,19 @@ def test_rho_threshold_and_analytic_lines_on_the_linear_mdp():
 
 
 def test_same_seed_same_numbers_and_kl_variant_runs():
-    a = _learn(algo="dr_rpo", episodes=20, seed=7)
-    b = _learn(algo="dr_rpo", episodes=20, seed=7)
+    a = _learn(method="dr_rpo", total_steps=20, seed=7)
+    b = _learn(method="dr_rpo", total_steps=20, seed=7)
     assert a["cumulative_regret"] == b["cumulative_regret"]
-    kl = _learn(algo="dr_rpo", episodes=20, divergence="kl", rho=0.5)
+    assert a["headline"] == "worst_shift_test_return"
+    # on the linear MDP every policy's least favourable test shift is q = 1 (it diverts the goal to the fail state)
+    assert a["headline_value"] == pytest.approx(a["shifts"]["1.0"]["exact_mean"], abs=1e-12)
+    kl = _learn(method="dr_rpo", total_steps=20, divergence="kl", rho=0.5)
     assert np.isfinite(kl["cumulative_regret"]).all() and kl["cumulative_regret"][-1] > 0
 
 
 def test_cli_run_directory_and_bad_input(tmp_path, capsys):
-    summary = dr_rpo.main(["--env", "AmericanPut", "--episodes", "5", "--replications", "2",
-                           "--test-episodes", "10", "--run-dir", str(tmp_path)])
+    summary = dr_rpo.main(["--env", "AmericanPut", "--total-steps", "5", "--n-envs", "2",
+                           "--eval-episodes", "10", "--run-dir", str(tmp_path), "--no-progress"])
     run = next((tmp_path / "dr_rpo" / "AmericanPut").iterdir())
     saved = json.loads((run / "summary.json").read_text())
     assert saved["shifts"].keys() == summary["shifts"].keys()
@@ -217,11 +221,11 @@ def test_cli_run_directory_and_bad_input(tmp_path, capsys):
 
 
 def test_regret_flattens_with_a_small_bonus_and_keeps_growing_with_a_large_one():
-    # spec 1(g) check 3: beta = 0.3 plateaus early; beta = 1 keeps paying for optimism-driven oscillation.
+    # beta = 0.3 plateaus early; beta = 1 keeps paying for optimism-driven oscillation.
     # Judged per replication (median): at beta = 0.3 an occasional run (1 in 20 here) locks onto the wrong
     # action for good, which a mean over replications would turn into apparent linear regret.
-    small = np.array(_learn(algo="dr_rpo", rho=0.6, beta=0.3, episodes=400)["cumulative_regret_per_replication"])
-    large = np.array(_learn(algo="dr_rpo", rho=0.6, beta=1.0, episodes=400)["cumulative_regret_per_replication"])
+    small = np.array(_learn(method="dr_rpo", rho=0.6, beta=0.3, total_steps=400)["cumulative_regret_per_replication"])
+    large = np.array(_learn(method="dr_rpo", rho=0.6, beta=1.0, total_steps=400)["cumulative_regret_per_replication"])
     assert (np.diff(small, axis=0) >= -1e-9).all() and (np.diff(large, axis=0) >= -1e-9).all()  # V* >= V^pi
     small_growth, large_growth = small[399] - small[99], large[399] - large[99]
     assert np.median(small_growth) < 0.05 and np.mean(small_growth < 0.05) >= 0.75

@@ -71,6 +71,7 @@ CASES = {
     "vanilla_pg": Case("algos.vanilla_pg", ["--env", "CartPole", "--n-envs", "2", "--batch-size", "50", "--hidden-sizes", "8", "--max-episode-steps", "20", "--eval-every", "100", "--eval-episodes", "1", "--no-progress"], 100, 200, 10**9, 100),
     "hdpo": Case("algos.hdpo", ["--env", "lost_sales", "--lead-time", "1", "--underage-cost", "4", "--hidden-sizes", "8", "--n-train", "64", "--n-envs", "32", "--eval-episodes", "32", "--n-test", "32", "--train-periods", "10", "--train-ignore", "2", "--dev-periods", "20", "--dev-ignore", "5", "--test-periods", "40", "--test-ignore", "10", "--eval-every", "640", "--no-reference", "--device", "cpu", "--no-progress"], 1280, 1920, 10**9, 640),
     "pdppo": Case("algos.pdppo", ["--env", "LotSizing-15x5", "--n-envs", "2", "--update-every", "200", "--n-epochs", "2", "--hidden-sizes", "16", "16", "--window-steps", "400", "--eval-every", "200", "--eval-episodes", "1", "--no-progress"], 400, 600, 10_000_000, 200),
+    "dr_rpo": Case("algos.dr_rpo", ["--env", "LinearMDP", "--n-envs", "2", "--eval-every", "5", "--eval-episodes", "5", "--no-progress"], 10, 15, 10**7, 5),
 }
 
 

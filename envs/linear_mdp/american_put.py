@@ -1,4 +1,4 @@
-"""American put option on a binomial price lattice (spec dr_rpo.md E2).
+"""American put option on a binomial price lattice (the R2PVI / DR-LSVI-UCB line of work's second testbed).
 
 Price s_{h+1} = 1.02 s_h w.p. p (up), 0.98 s_h otherwise; nominal p0 = 0.5; strike 100; H = 20.
 s_1 ~ U[95, 105] is drawn once per environment instance (as in the reference code), so the reachable
@@ -7,8 +7,10 @@ One extra absorbing state (index H) is where the episode sits after exercising.
 Actions: 0 = hold (reward 0), 1 = exercise (reward max(0, strike - s)).
 Features: d hat functions phi_i(s) = max(0, 1 - |s - s_i| / Delta), s_i = 80 + i Delta,
 Delta = (160 - 60) / d, for "hold"; "exercise" gets its own indicator feature (factor = the absorbing
-state, value 0), so its value is known exactly and only "hold" is learned, as in the spec.
-The hat features do not sum to one (the spec's pitfall); they are kept as specified.
+state, value 0), so its value is known exactly and only "hold" is learned, as in the reference code.
+The hat features do not sum to one near the grid edges, which breaks the simplex assumption of
+d-rectangular theory; they are kept as in the reference code (panxulab/Robust-Regularized-Pessimistic-Value-
+Iteration).
 """
 from __future__ import annotations
 

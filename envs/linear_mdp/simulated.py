@@ -1,4 +1,4 @@
-"""The simulated 5-state d-rectangular linear MDP of the DR-LSVI-UCB / R2PVI line of work (spec dr_rpo.md E1).
+"""The simulated 5-state d-rectangular linear MDP of the DR-LSVI-UCB / R2PVI line of work (panxulab's code).
 
 States x1..x5 (indices 0..4), start x1, H = 3; x4 is an absorbing fail state (reward 0), x5 an absorbing
 goal (reward 1 per step). Actions a in {-1,+1}^4, p(a) = delta + <xi, a> with xi = (|xi|_1 / 4) 1.
