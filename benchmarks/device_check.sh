@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One short, prepared device check for a session that is lent a GPU machine (see ../shared/gpu_offline.md
-# for bringing the wheels that machine lacks). Each step is cut at a time limit and logged; the summary
+# One short, prepared device check for a session that is lent a GPU machine (docs/gpu_offline.md says how
+# to bring the wheels an offline GPU machine lacks). Each step is cut at a time limit and logged; the summary
 # lines go to stdout, full logs to $OUT (or ./device_check_out). DEVICE=cpu runs the same steps here.
 #
 #   bash benchmarks/device_check.sh            # on the GPU machine, from the repo root
