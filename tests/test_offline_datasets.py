@@ -1,7 +1,5 @@
 """Offline datasets (envs/offline): tiny datasets made by the real generator in temporary Minari roots."""
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ import torch
 from classic_rl import UserError
 from classic_rl.buffers import ReplayBuffer
 from classic_rl.config import run_cli
-from envs.offline import common
 from envs.offline import generate as gen
 from envs.offline.loaders import load_dataset, normalized_score, ref_scores, read_episodes
 
@@ -29,7 +26,7 @@ def mroot(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def ppo_root(tmp_path_factory):
     """Hopper medium / expert / medium-expert / medium-replay from a 4096-step PPO behaviour run (the real
-    subprocess trainer, checkpoints every 1024... 2048 steps), 300 transitions each."""
+    subprocess trainer, a checkpoint every 2048 steps), 300 transitions each."""
     root = tmp_path_factory.mktemp("minari_ppo")
     old = gen.REF_MIN_EPISODES
     gen.REF_MIN_EPISODES = 5

@@ -167,8 +167,8 @@ def rollout(env_id: str, schedule: Sequence[tuple[Callable, float]], seed_base: 
             for i, env in enumerate(envs):
                 o, r, te, tr, _ = env.step(actions[i])
                 ep = cur[i]
-                ep["obs"].append(o), ep["act"].append(actions[i]), ep["rew"].append(r)
-                ep["term"].append(te), ep["trunc"].append(tr)
+                for k, v in (("obs", o), ("act", actions[i]), ("rew", r), ("term", te), ("trunc", tr)):
+                    ep[k].append(v)
                 if te or tr:
                     done.append(Episode(ep["seed"], np.asarray(ep["obs"], np.float32), np.asarray(ep["act"], np.float32),
                                         np.asarray(ep["rew"], np.float32), np.asarray(ep["term"], bool),

@@ -25,6 +25,11 @@ Recipe (D4RL's, with the toolkit's PPO as the behaviour learner; envs/offline/be
   --transitions N: at least N transitions of whole episodes (trailing partial episodes are dropped), except
   medium-replay (min(N, env steps to the medium checkpoint)) and medium-expert (medium + expert).
 
+Where: Minari's datasets root, $MINARI_DATASETS_PATH or ~/.minari/datasets (classic-rl/<env>/<level>-v0);
+the behaviour runs and checkpoints are cached in its hidden folder .classic-rl/. Running the same command
+again resumes an interrupted behaviour training and reuses finished datasets. A `random` dataset made before
+the env's behaviour policy exists stores D4RL's max as its ref_max (its metadata says so).
+
 The small-scale set (--small-set): medium, medium-replay and medium-expert for the three envs at 100k
 transitions per collected dataset (so medium-expert holds ~200k), seed 1.
 
