@@ -1,7 +1,8 @@
 """Distributional dynamic programming with stock augmentation (exact, tabular, finite horizon).
 
 Paper: Ávila Pires et al., "Optimizing Return Distributions with Distributional Dynamic Programming",
-arXiv 2501.13028 (2025). Spec: shared/specs/distributional_dp.md. No public code exists; this follows the spec.
+arXiv 2501.13028 (2025). No public code exists; the DP below is derived from the definitions (exact
+backward induction over the reachable stock-augmented states of a finite-horizon MDP).
 
 The state is augmented with a stock c (C_0 = c_0, C_{t+1} = (C_t + R_{t+1}) / gamma), so that
 c_0 + G_0 = gamma^t (C_t + G_t). The stock-augmented return law eta(s, t, c) = Law(c + G_t) obeys
@@ -16,11 +17,29 @@ by the invariant every law at time t is a law over gamma^{-t} (c_0 + x) for x in
 graph built with c_0 = 0 serves every initial stock (c_0 only shifts the values), which lets the CVaR
 outer search run all candidate c_0 as one batch.
 
+Objectives: every optimizable one is an expected utility of the stock-augmented return, f(c_0 + G):
+mean (f = x), CVaR_tau (Rockafellar-Uryasev: max_b b + E[min(G - b, 0)] / tau, i.e. f = min(x, 0) with an
+outer search over c_0 = -b among the achievable returns), VaR (the largest b with P(G >= b) >= 1 - tau),
+threshold P(G >= T) (f = 1{x >= 0}, c_0 = -T), homeostatic -|G - T| and -(G - T)^2, piecewise-linear and
+exp-utility (gamma = 1 only: -exp(-lambda x) is not invariant to scaling by gamma). Mean-variance is rejected:
+it is not an expected utility (not indifferent to mixtures) and greedy choices are time-inconsistent.
+Pitfalls the code guards against: the stock update is c' = (c + r) / gamma (not c / gamma + r); the terminal
+law is delta_{c + r}; stock keys are rounded (floating-point noise would duplicate states); the deployed policy
+must carry the stock, and it is checked by Monte Carlo rollouts that do.
+
+This is not a training algorithm: there is no loop, so it takes only the shared flags that mean something
+without one (--env, --seed and --device of the Monte Carlo check, --eval-episodes = its episodes, --run-dir,
+--torch-threads); --total-steps, --n-envs, --eval-every, --checkpoint-every, --resume, --track and --progress
+are refused with the reason. The run directory still has the shared layout: config.json, one metrics row (the
+size of the augmented state space), eval.csv (the Monte Carlo returns of the objective's optimal policy) and
+summary.json with the shared schema (headline: the DP's optimal objective value).
+
 Run: python -m algos.ddp --env CliffWalk --objective cvar --tau 0.1
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from typing import Callable, Literal, Optional, Sequence
@@ -29,9 +48,8 @@ import numpy as np
 import torch
 
 from classic_rl import UserError
-from classic_rl.config import parse_config, require, run_cli, to_dict
-from classic_rl.runlog import RunLogger
-from classic_rl.utils import resolve_device, seed_everything
+from classic_rl.config import RunConfig, parse_config, require, run_cli
+from classic_rl.session import RunSession
 from envs.tabular.finite_mdp import VALUE_DECIMALS, FiniteMDP
 from envs.tabular.gridworlds import make_mdp
 
@@ -43,8 +61,9 @@ OBJECTIVES = ("mean", "cvar", "var", "threshold", "homeostatic-abs", "homeostati
 class DDPConfig:
     """Exact stock-augmented distributional DP on a tabular MDP, evaluated exactly and by Monte Carlo."""
 
-    env: str = "CliffWalk"
-    """tabular MDP: CliffWalk (4x6 slippery cliff, H = 14) or TwoStepCVaR (spec DDP-1)"""
+    env: Literal["CliffWalk", "TwoStepCVaR"] = "CliffWalk"
+    """tabular MDP: CliffWalk (4x6 cliff, slips toward the cliff, H = 14) or TwoStepCVaR (two steps, the
+    CVaR-optimal policy is stock-dependent)"""
     objective: Literal[OBJECTIVES] = "cvar"  # type: ignore[valid-type]
     """what to maximize over the law of the return G: mean, cvar (lower tail, level --tau), var (the largest
     b with P(G >= b) >= 1 - tau, by a search over thresholds), threshold
@@ -65,18 +84,23 @@ class DDPConfig:
     """override the MDP's discount factor (None keeps the environment's)"""
     atoms: Optional[int] = None
     """None: exact law support; M: categorical representation with M atoms (approximate DP)"""
-    mc_episodes: int = 20_000
-    """Monte Carlo episodes (run in parallel on --device) used to check the DP's predictions"""
+    eval_episodes: int = 20_000
+    """Monte Carlo episodes (run in parallel on --device) that check the DP's predictions"""
     seed: int = 1
-    """random seed of the Monte Carlo rollouts"""
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    """device of the batched Monte Carlo simulator"""
+    """random seed of the Monte Carlo rollouts (the DP itself is exact)"""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """device of the batched Monte Carlo simulator (the DP runs on the CPU in float64)"""
     run_dir: str = "runs"
-    """root folder; the run goes to runs/ddp/<env>/<seed>-<timestamp>/"""
+    """root folder; the run goes to runs/ddp/<env>/<seed>-<timestamp>/ (never overwritten)"""
+    torch_threads: int = 1
+    """torch CPU threads (0 = torch's default, all cores)"""
+    total_steps: int = dataclasses.field(default=0, init=False)
+    """not a flag: the exact DP takes no environment steps"""
 
     def validate(self) -> None:
         require(0 < self.tau <= 1, f"--tau must be in (0, 1], got {self.tau}")
-        require(self.mc_episodes > 0, f"--mc-episodes must be positive, got {self.mc_episodes}")
+        require(self.eval_episodes > 0, f"--eval-episodes must be positive, got {self.eval_episodes}")
+        require(self.torch_threads >= 0, f"--torch-threads must be >= 0, got {self.torch_threads}")
         require(self.gamma is None or 0 < self.gamma <= 1, f"--gamma must be in (0, 1], got {self.gamma}")
         require(self.upside >= 0 and self.downside >= 0, "--upside and --downside must be >= 0")
         require(self.risk_aversion > 0, f"--risk-aversion must be positive, got {self.risk_aversion}")
@@ -84,7 +108,7 @@ class DDPConfig:
 
 # ----- stock update --------------------------------------------------------------------------------
 def stock_update(c, r, gamma: float):
-    """C_{t+1} = (C_t + R_{t+1}) / gamma (spec pitfall: not c / gamma + r)."""
+    """C_{t+1} = (C_t + R_{t+1}) / gamma (not c / gamma + r)."""
     return (c + r) / gamma
 
 
@@ -450,27 +474,44 @@ def nominal_path(policy: StockPolicy) -> str:
 
 
 # ----- main ----------------------------------------------------------------------------------------
+#: shared training flags that have no meaning for an exact solve (no loop), with the reason
+NOT_FOR_EXACT_DP = ("total_steps", "n_envs", "eval_every", "checkpoint_every", "resume", "track", "progress")
+
+
+def refuse_loop_flags(argv: Sequence[str]) -> None:
+    """A clear error for the shared training flags this command does not take (they are not in --help)."""
+    names = {f.name for f in dataclasses.fields(RunConfig)} & set(NOT_FOR_EXACT_DP)
+    for tok in argv:
+        name = tok[2:].split("=", 1)[0].replace("-", "_") if tok.startswith("--") else ""
+        name = name[3:] if name.startswith("no_") and name[3:] in names else name
+        if name in names:
+            raise UserError(f"{tok.split('=', 1)[0]} has no meaning for algos.ddp: it solves the MDP exactly by "
+                            f"backward induction, with no training loop (no steps, parallel envs, periodic "
+                            f"evaluations, checkpoints or resume); use algos.ddp_deep for a learning agent")
+
+
 def train(cfg: DDPConfig) -> dict:
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    """Solve, check by exact forward propagation and Monte Carlo, write the run directory; return the summary."""
+    run = RunSession(cfg, "ddp", steps_name="solves")
+    device = run.device
     mdp = make_mdp(cfg.env, **({"gamma": cfg.gamma} if cfg.gamma is not None else {}))
     kw = dict(tau=cfg.tau, target=cfg.target, upside=cfg.upside, downside=cfg.downside,
               risk_aversion=cfg.risk_aversion)
     objective = make_objective(cfg.objective, mdp.gamma, **kw)
-    logger = RunLogger.create(cfg.run_dir, "ddp", cfg.env, cfg.seed, to_dict(cfg), str(device))
     graph = build_stock_graph(mdp, cfg.atoms)
     support = graph.support.numpy()
-    summary: dict = {"objective": cfg.objective, "env": cfg.env, "gamma": mdp.gamma, "horizon": mdp.horizon}
-    print(f"{cfg.env}: {sum(len(L.state) for L in graph.levels)} augmented states, "
-          f"{len(support)} achievable returns, objective {cfg.objective}")
+    n_states = sum(len(L.state) for L in graph.levels)
+    extra: dict = {"objective": cfg.objective, "gamma": mdp.gamma, "horizon": mdp.horizon}
+    print(f"{cfg.env}: {n_states} augmented states, {len(support)} achievable returns, objective {cfg.objective}")
     results = {cfg.objective: solve(mdp, objective, graph=graph)}
     if cfg.objective != "mean":
         results["mean"] = solve(mdp, make_objective("mean", mdp.gamma), graph=graph)
     print(f"{'policy':<16}{'objective':>10}{'MC':>9}{'mean':>9}{'MC':>9}{'CVaR':>9}{'MC':>9}"
           f"{'P(G>=T)':>9}{'MC':>8}  nominal path")
+    checks = {}
     for name, res in results.items():
         law = exact_law(res.policy).numpy()
-        G, _, _ = monte_carlo(res.policy, cfg.mc_episodes, device, cfg.seed)
+        G, _, _ = monte_carlo(res.policy, cfg.eval_episodes, device, cfg.seed)
         G = G.cpu().double()
         exact = law_stats(support, law, cfg.tau, cfg.target)
         exact["objective"] = objective_of_law(objective, support, law)
@@ -479,18 +520,26 @@ def train(cfg: DDPConfig) -> dict:
         path = nominal_path(res.policy)
         cols = ["objective", "mean", f"cvar_{cfg.tau:g}", f"p_return_ge_{cfg.target:g}"]
         print(f"{name + '-optimal':<16}" + "".join(f"{exact[k]:>9.4f}{mc[k]:>9.4f}" for k in cols) + f"  {path}")
-        summary[f"{name}_optimal"] = {"dp_value": res.value, "c0": res.policy.c0, "nominal_path": path,
-                                      **exact, **{f"mc_{k}": v for k, v in mc.items()}}
-        if name == cfg.objective:
-            logger.log_eval(0, G.tolist(), policy=f"{name}-optimal", dp_value=res.value,
-                            mc_objective=mc["objective"])
-    logger.write_summary(summary)
-    print(f"run directory: {logger.path}")
-    return summary
+        extra[f"{name}_optimal"] = {"dp_value": res.value, "c0": res.policy.c0, "nominal_path": path,
+                                    **exact, **{f"mc_{k}": v for k, v in mc.items()}}
+        checks[name] = (G, res.value, mc["objective"])
+    G, value, mc_objective = checks[cfg.objective]
+
+    def evaluate() -> dict:  # the Monte Carlo check of the objective's optimal policy, computed above
+        return {"returns": G.tolist(), "policy": f"{cfg.objective}-optimal", "dp_value": value,
+                "mc_objective": mc_objective}
+
+    with run:
+        run.track(evaluate=evaluate)
+        run.advance(0, augmented_states=n_states, achievable_returns=len(support))  # the one solve
+        run.finish(headline=("dp_value", value), higher_is_better=True, **extra)
+    return json.loads((run.path / "summary.json").read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(DDPConfig, argv, prog="python -m algos.ddp")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    refuse_loop_flags(argv)
+    cfg = parse_config(DDPConfig, argv, prog="python -m algos.ddp", description=__doc__)
     return train(cfg)
 
 

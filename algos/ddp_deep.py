@@ -1,20 +1,36 @@
 """DηN-style deep agent: QR-DQN over stock-augmented states, optimizing E f(c_0 + G) from samples.
 
-Paper: Ávila Pires et al., arXiv 2501.13028, §6 (DηN = DQN + distributional DP). The paper's architecture has
-not been checked (spec [R/M]); this follows the spec's pseudo-code: the stock c (and, for a finite horizon,
-the time step) enter the network as extra inputs; actions are greedy w.r.t. K(Z(s, c, a)) = mean_j f(z_j);
-the target is c + r at the end of an episode and gamma Z_target(s', c', a*) otherwise, with
-c' = (c + r) / gamma; stored transitions are replayed with a freshly drawn initial stock (hindsight stock
-relabelling: the stock dynamics are known, so any c_0 gives a valid transition). Batched environments run on
---device as one tensor simulator of the tabular MDP. Gridworld only (the spec's DDP-2 follow-up).
+Paper: Ávila Pires et al., "Optimizing Return Distributions with Distributional Dynamic Programming", arXiv
+2501.13028, section 6 (DηN = DQN + distributional DP). No public code exists and the paper's exact architecture
+was not available to us, so this is a reconstruction from the method's definition:
+  * the stock c (C_0 = c_0, C_{t+1} = (C_t + R_{t+1}) / gamma; see algos/ddp.py) and, for a finite horizon,
+    t / H enter the network beside the one-hot state; it outputs N quantile atoms of c + G_t per action;
+  * actions are greedy w.r.t. K(Z(s, c, a)) = mean_j f(z_j), where f is the objective's utility;
+  * the target is c + r when the episode ends, else gamma Z_target(s', c', a*) with c' = (c + r) / gamma and
+    a* = argmax_a K(Z_target(s', c', a)); the loss is QR-DQN's quantile Huber loss (kappa = 1);
+  * replayed transitions get a freshly drawn initial stock with probability --relabel (hindsight stock
+    relabelling: the stock dynamics are known, so any c_0 gives a valid transition with the same partial return).
+Batched environments run on --device as one tensor simulator of the tabular MDP. Choices beyond the paper: the
+training stocks are drawn from U[--stock-low, --stock-high] = U[0, 20] (a first proposal was U[-20, 0], but with
+the sign convention c_0 = -b and the cliff's negative returns the CVaR-optimal b, about -9 to -12, needs c_0 in
+about [9, 12]); 64 quantiles (CVaR from N atoms is biased when tau N is small: N >= 10 / tau is safe); a small
+mean tie-break (--tie-break); target copies every 100 gradient steps.
 
-Run: python -m algos.ddp_deep --env CliffWalk --objective cvar --tau 0.1
+What the shared flags mean here: `--env` a finite-horizon tabular MDP (CliffWalk, TwoStepCVaR); a step is one
+environment step of one of the --n-envs parallel episodes; an evaluation picks c_0* (the CVaR outer search over
+a grid of stocks, through the network) and runs --eval-episodes greedy, stock-carrying Monte Carlo episodes
+(always the same episodes: a fixed evaluation seed); eval.csv holds their returns and the objective they
+reach. The headline of summary.json is that Monte Carlo objective of the final policy, beside the exact stock
+DP's optimum (algos/ddp.py) and the mean-optimal policy's value. `--resume` is exact: the networks, Adam, the
+replay buffer, the episodes in progress (states, times, stocks) and the simulator's generator are checkpointed.
+
+    python -m algos.ddp_deep --env CliffWalk --objective cvar --tau 0.1
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
+from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
@@ -23,19 +39,34 @@ import torch.nn as nn
 
 from algos import ddp
 from classic_rl import UserError
-from classic_rl.config import parse_config, require, run_cli, to_dict
-from classic_rl.runlog import Progress, RunLogger
-from classic_rl.utils import resolve_device, seed_everything, set_torch_threads
+from classic_rl.config import RunConfig, parse_config, require, run_cli
+from classic_rl.session import LoopState, RunSession
 from envs.tabular.finite_mdp import FiniteMDP
 from envs.tabular.gridworlds import make_mdp
 
 
 @dataclasses.dataclass
-class DeepConfig:
+class DeepConfig(RunConfig):
     """QR-DQN with the stock as input (DηN) on a tabular gridworld; checked against the exact stock DP."""
 
-    env: str = "CliffWalk"
-    """tabular MDP with a finite horizon (CliffWalk, TwoStepCVaR)"""
+    env: Literal["CliffWalk", "TwoStepCVaR"] = "CliffWalk"
+    """tabular MDP with a finite horizon: CliffWalk (4x6 slippery cliff, H = 14) or TwoStepCVaR"""
+    total_steps: int = 150_000
+    """environment steps, summed over the parallel episodes"""
+    n_envs: int = 32
+    """parallel episodes (one batched tensor simulator of the MDP)"""
+    eval_every: int = 50_000
+    """greedy Monte Carlo evaluation every this many env steps (0 = only at the end)"""
+    eval_episodes: int = 10_000
+    """Monte Carlo episodes per evaluation of the greedy, stock-carrying policy"""
+    checkpoint_every: int = 0
+    """save a checkpoint every this many env steps (0 = only at the end)"""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """device of the simulator, replay buffer and network (auto picks cuda when available)"""
+    torch_threads: int = 1
+    """torch CPU threads (small MLP: 1 avoids contention; 0 = torch's default)"""
+    log_every: int = 3200
+    """write a metrics row (loss, epsilon, gradient steps) every this many env steps"""
     objective: Literal["mean", "cvar", "threshold", "homeostatic-abs", "piecewise"] = "cvar"
     """objective, as in algos.ddp"""
     tau: float = 0.1
@@ -43,21 +74,16 @@ class DeepConfig:
     target: float = -12.0
     """target return for threshold / homeostatic / piecewise objectives (c_0 = -target at evaluation)"""
     stock_low: float = 0.0
-    """initial stocks for training are drawn uniformly from [stock_low, stock_high]. The spec proposes
-    U[-20, 0], but with c_0 = -b and the cliff's negative returns the CVaR-optimal b (the VaR, about -9 to -12)
-    needs c_0 in about [9, 12]; we follow the sign convention c_0 = -b and use U[0, 20]"""
+    """initial stocks for training are drawn uniformly from [stock_low, stock_high] (see the module docstring
+    for why U[0, 20] and not U[-20, 0])"""
     stock_high: float = 20.0
     """upper end of the training c_0 range"""
     stock_scale: float = 20.0
     """the network sees c / stock_scale"""
-    total_steps: int = 150_000
-    """environment steps, summed over the parallel environments"""
-    n_envs: int = 32
-    """parallel environments (one batched tensor simulator)"""
     n_quantiles: int = 64
-    """quantile atoms per action (spec pitfall: CVaR from N atoms is biased when tau N is small)"""
-    hidden: int = 128
-    """hidden width of the 2-layer MLP"""
+    """quantile atoms per action (CVaR from N atoms is biased when tau N is small; N >= 10 / tau is safe)"""
+    hidden_sizes: list[int] = dataclasses.field(default_factory=lambda: [128, 128])
+    """hidden widths of the MLP (ReLU)"""
     lr: float = 1e-3
     """Adam learning rate"""
     batch_size: int = 256
@@ -79,29 +105,24 @@ class DeepConfig:
     """initial epsilon of epsilon-greedy"""
     eps_end: float = 0.05
     """final epsilon"""
-    eps_fraction: float = 0.5
-    """fraction of training over which epsilon decays linearly"""
+    eps_decay_steps: int = 75_000
+    """env steps over which epsilon decays linearly (half of the default --total-steps; a number of steps, not a
+    fraction of --total-steps, so that extending a run on --resume keeps its schedule)"""
     relabel: float = 0.5
     """fraction of replayed transitions whose initial stock is redrawn (hindsight stock relabelling)"""
-    eval_episodes: int = 10_000
-    """Monte Carlo episodes of the final greedy, stock-carrying policy"""
-    seed: int = 1
-    """random seed"""
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    """device for the simulator, replay and network"""
-    torch_threads: int = 1
-    """torch CPU threads (small MLP: 1 avoids contention)"""
-    run_dir: str = "runs"
-    """root folder; the run goes to runs/ddp_deep/<env>/<seed>-<timestamp>/"""
-    progress: bool = True
-    """show a progress bar"""
 
     def validate(self) -> None:
-        require(self.total_steps > 0 and self.n_envs > 0, "--total-steps and --n-envs must be positive")
+        super().validate()
         require(self.stock_low < self.stock_high, "--stock-low must be below --stock-high")
         require(0 < self.tau <= 1, f"--tau must be in (0, 1], got {self.tau}")
         require(self.n_quantiles >= 2, "--n-quantiles must be >= 2")
         require(0 <= self.relabel <= 1, "--relabel must be in [0, 1]")
+        require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(self.log_every > 0, f"--log-every must be positive, got {self.log_every}")
+        require(self.eps_decay_steps >= 0, f"--eps-decay-steps must be >= 0, got {self.eps_decay_steps}")
+        require(self.updates_per_step >= 1 and self.target_every >= 1,
+                "--updates-per-step and --target-every must be >= 1")
+        require(bool(self.hidden_sizes) and min(self.hidden_sizes) > 0, "--hidden-sizes must be positive")
         require(self.batch_size > 0 and self.buffer_size >= self.batch_size, "--buffer-size must be >= --batch-size")
 
 
@@ -109,12 +130,16 @@ class DeepConfig:
 class QuantileNet(nn.Module):
     """(one-hot state, t / H, c / scale) -> [A, N] quantile atoms of c + G (in stock units)."""
 
-    def __init__(self, n_states: int, n_actions: int, n_quantiles: int, hidden: int, horizon: int, scale: float):
+    def __init__(self, n_states: int, n_actions: int, n_quantiles: int, hidden_sizes: Sequence[int], horizon: int,
+                 scale: float):
         super().__init__()
         self.n_states, self.n_actions, self.n_quantiles = n_states, n_actions, n_quantiles
         self.horizon, self.scale = horizon, scale
-        self.body = nn.Sequential(nn.Linear(n_states + 2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, n_actions * n_quantiles))
+        layers, width = [], n_states + 2
+        for h in hidden_sizes:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers, nn.Linear(width, n_actions * n_quantiles))
 
     def forward(self, s: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         x = torch.cat([nn.functional.one_hot(s, self.n_states).float(), (t.float() / self.horizon)[:, None],
@@ -157,7 +182,7 @@ def stock_targets(next_atoms: torch.Tensor, c: torch.Tensor, r: torch.Tensor, do
 
 
 def linear_epsilon(step: int, cfg: DeepConfig) -> float:
-    frac = min(1.0, step / max(1.0, cfg.eps_fraction * cfg.total_steps))
+    frac = min(1.0, step / max(1.0, cfg.eps_decay_steps))
     return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
 
 
@@ -203,114 +228,144 @@ def rollout_greedy(net: QuantileNet, mdp: FiniteMDP, objective: ddp.Objective, c
 
 
 # ----- training --------------------------------------------------------------------------------------
-def train(cfg: DeepConfig) -> dict:
-    seed_everything(cfg.seed)
-    set_torch_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
+@dataclasses.dataclass
+class DeepLoop(LoopState):
+    """Replay buffer, the episodes in progress and the update counter (checkpointed)."""
+
+    buf: dict            # (s, t, c, c0, a, r, s', done) tensors of the replay buffer, on the device
+    s: torch.Tensor      # the parallel episodes' current state, time, stock and initial stock
+    t: torch.Tensor
+    c: torch.Tensor
+    c0: torch.Tensor
+    ptr: int = 0
+    size: int = 0
+    n_updates: int = 0
+
+
+def train(cfg: DeepConfig, argv: Sequence[str] | None = None) -> RunSession:
+    """Train and return the finished session (its `path` is the run directory)."""
+    run = RunSession(cfg, "ddp_deep", argv=argv)
+    cfg, device = run.cfg, run.device
+    run.log_interval = max(1, cfg.log_every // cfg.n_envs)   # from the run's own config (also on --resume)
     mdp = make_mdp(cfg.env)
     objective = ddp.make_objective(cfg.objective, mdp.gamma, tau=cfg.tau, target=cfg.target)
     if mdp.horizon is None:
         raise UserError("ddp_deep needs a finite-horizon MDP")
     mdp_dev = mdp.to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    net = QuantileNet(mdp.n_states, mdp.n_actions, cfg.n_quantiles, cfg.hidden, mdp.horizon, cfg.stock_scale).to(device)
-    target_net = QuantileNet(mdp.n_states, mdp.n_actions, cfg.n_quantiles, cfg.hidden, mdp.horizon,
+    net = QuantileNet(mdp.n_states, mdp.n_actions, cfg.n_quantiles, cfg.hidden_sizes, mdp.horizon,
+                      cfg.stock_scale).to(device)
+    target_net = QuantileNet(mdp.n_states, mdp.n_actions, cfg.n_quantiles, cfg.hidden_sizes, mdp.horizon,
                              cfg.stock_scale).to(device)
     target_net.load_state_dict(net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    logger = RunLogger.create(cfg.run_dir, "ddp_deep", cfg.env, cfg.seed, to_dict(cfg), str(device))
 
     def draw_c0(n):
         return cfg.stock_low + (cfg.stock_high - cfg.stock_low) * torch.rand(n, generator=gen, device=device,
                                                                             dtype=torch.float64)
 
-    # replay storage, preallocated on the device: (s, t, c, c0, a, r, s', done)
-    cap, E = cfg.buffer_size, cfg.n_envs
     dtypes = {"s": torch.long, "t": torch.long, "c": torch.float64, "c0": torch.float64, "a": torch.long,
               "r": torch.float64, "s2": torch.long, "done": torch.bool}
-    buf = {k: torch.zeros(cap, dtype=dt, device=device) for k, dt in dtypes.items()}
-    ptr, size = 0, 0
-    s, t = mdp_dev.sample_initial(E, gen), torch.zeros(E, dtype=torch.long, device=device)
+    E = cfg.n_envs
     c0 = draw_c0(E)
-    c = c0.clone()
-    n_updates, loss_val = 0, float("nan")
-    progress = Progress(cfg.total_steps, enabled=cfg.progress, desc="ddp_deep")
-    for step in range(0, cfg.total_steps, E):
-        eps = linear_epsilon(step, cfg)
-        with torch.no_grad():
-            greedy_a = action_scores(net(s, t, c), objective.f, cfg.tie_break).argmax(-1)
-        explore = torch.rand(E, generator=gen, device=device) < eps
-        a = torch.where(explore, torch.randint(0, mdp.n_actions, (E,), generator=gen, device=device), greedy_a)
-        s2, r, term = mdp_dev.sample_step(s, a, gen)
-        done = term | (t + 1 >= mdp.horizon)
-        idx = (ptr + torch.arange(E, device=device)) % cap
-        for k, v in (("s", s), ("t", t), ("c", c), ("c0", c0), ("a", a), ("r", r), ("s2", s2), ("done", done)):
-            buf[k][idx] = v
-        ptr, size = (ptr + E) % cap, min(size + E, cap)
-        # next state, resetting finished episodes with a fresh initial stock
-        c = ddp.stock_update(c, r, mdp.gamma)
-        new_c0 = draw_c0(E)
-        s = torch.where(done, mdp_dev.sample_initial(E, gen), s2)
-        t = torch.where(done, 0, t + 1)
-        c0 = torch.where(done, new_c0, c0)
-        c = torch.where(done, new_c0, c)
-        if step + E >= cfg.learning_starts:
-            for _ in range(cfg.updates_per_step):
-                j = torch.randint(0, size, (cfg.batch_size,), generator=gen, device=device)
-                bc = buf["c"][j]
-                relabel = torch.rand(cfg.batch_size, generator=gen, device=device) < cfg.relabel
-                bc = torch.where(relabel, bc - buf["c0"][j] + draw_c0(cfg.batch_size), bc)   # same partial return
-                br, bdone = buf["r"][j], buf["done"][j]
-                with torch.no_grad():
-                    c_next = ddp.stock_update(bc, br, mdp.gamma)
-                    nxt = target_net(buf["s2"][j], (buf["t"][j] + 1).clamp(max=mdp.horizon - 1), c_next)
-                    tgt = stock_targets(nxt.double(), bc, br, bdone, mdp.gamma, objective.f, cfg.tie_break).float()
-                pred = net(buf["s"][j], buf["t"][j], bc)
-                pred = pred.gather(1, buf["a"][j][:, None, None].expand(-1, 1, cfg.n_quantiles)).squeeze(1)
-                loss = quantile_huber_loss(pred, tgt)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                n_updates += 1
-                if n_updates % cfg.target_every == 0:
-                    target_net.load_state_dict(net.state_dict())
-            if n_updates % 200 == 0:
-                loss_val = loss.item()
-                if not math.isfinite(loss_val):
-                    raise UserError(f"loss became {loss_val} at env step {step}")
-                logger.log(step + E, loss=loss_val, epsilon=eps, updates=n_updates)
-        progress.update(E, loss=loss_val, eps=eps)
-    progress.close()
-    return evaluate(cfg, net, mdp_dev, objective, logger, gen, device)
-
-
-def evaluate(cfg, net, mdp, objective, logger, gen, device) -> dict:
+    loop = DeepLoop(buf={k: torch.zeros(cfg.buffer_size, dtype=dt, device=device) for k, dt in dtypes.items()},
+                    s=mdp_dev.sample_initial(E, gen), t=torch.zeros(E, dtype=torch.long, device=device),
+                    c=c0.clone(), c0=c0)
     grid = torch.arange(cfg.stock_low, cfg.stock_high + 1e-9, 0.25, dtype=torch.float64, device=device)
-    c0 = choose_initial_stock(net, mdp, objective, grid, device)
-    G, path = rollout_greedy(net, mdp, objective, c0, cfg.eval_episodes, gen, device, cfg.tie_break)
-    G = G.cpu()
-    ones = np.full(len(G), 1.0 / len(G))
-    achieved = ddp.objective_of_law(objective, G.numpy(), ones)
-    exact = ddp.solve(mdp.to("cpu"), objective)
-    mean_opt = ddp.solve(mdp.to("cpu"), ddp.make_objective("mean", mdp.gamma))
+
+    def evaluate() -> dict:
+        """Greedy stock-carrying Monte Carlo episodes, the same ones at every evaluation."""
+        eval_gen = torch.Generator(device=device).manual_seed(cfg.seed + 10_000)
+        c0_star = choose_initial_stock(net, mdp_dev, objective, grid, device)
+        G, path = rollout_greedy(net, mdp_dev, objective, c0_star, cfg.eval_episodes, eval_gen, device,
+                                 cfg.tie_break)
+        G = G.cpu()
+        achieved = ddp.objective_of_law(objective, G.numpy(), np.full(len(G), 1.0 / len(G)))
+        return {"returns": G.tolist(), "objective": achieved, "c0": c0_star, "nominal_path": path}
+
+    run.steps_per_update(E, "vector-env step")
+    with run:
+        run.track(net=net, target_net=target_net, optimizer=opt, gen=gen, loop=loop, evaluate=evaluate)
+        loop.buf = {k: v.to(device) for k, v in loop.buf.items()}   # --device may change on resume
+        buf, cap = loop.buf, cfg.buffer_size
+        while run.step < cfg.total_steps:
+            eps = linear_epsilon(run.step, cfg)
+            s, t, c = loop.s, loop.t, loop.c
+            with torch.no_grad():
+                greedy_a = action_scores(net(s, t, c), objective.f, cfg.tie_break).argmax(-1)
+            explore = torch.rand(E, generator=gen, device=device) < eps
+            a = torch.where(explore, torch.randint(0, mdp.n_actions, (E,), generator=gen, device=device), greedy_a)
+            s2, r, term = mdp_dev.sample_step(s, a, gen)
+            done = term | (t + 1 >= mdp.horizon)
+            idx = (loop.ptr + torch.arange(E, device=device)) % cap
+            for k, v in (("s", s), ("t", t), ("c", c), ("c0", loop.c0), ("a", a), ("r", r), ("s2", s2),
+                         ("done", done)):
+                buf[k][idx] = v
+            loop.ptr, loop.size = (loop.ptr + E) % cap, min(loop.size + E, cap)
+            # next state, resetting finished episodes with a fresh initial stock
+            c = ddp.stock_update(c, r, mdp.gamma)
+            new_c0 = draw_c0(E)
+            loop.s = torch.where(done, mdp_dev.sample_initial(E, gen), s2)
+            loop.t = torch.where(done, 0, t + 1)
+            loop.c0 = torch.where(done, new_c0, loop.c0)
+            loop.c = torch.where(done, new_c0, c)
+            stats: dict = {"epsilon": eps}
+            if run.step + E >= cfg.learning_starts:
+                for _ in range(cfg.updates_per_step):
+                    j = torch.randint(0, loop.size, (cfg.batch_size,), generator=gen, device=device)
+                    bc = buf["c"][j]
+                    relabel = torch.rand(cfg.batch_size, generator=gen, device=device) < cfg.relabel
+                    bc = torch.where(relabel, bc - buf["c0"][j] + draw_c0(cfg.batch_size), bc)  # same partial return
+                    br, bdone = buf["r"][j], buf["done"][j]
+                    with torch.no_grad():
+                        c_next = ddp.stock_update(bc, br, mdp.gamma)
+                        nxt = target_net(buf["s2"][j], (buf["t"][j] + 1).clamp(max=mdp.horizon - 1), c_next)
+                        tgt = stock_targets(nxt.double(), bc, br, bdone, mdp.gamma, objective.f,
+                                            cfg.tie_break).float()
+                    pred = net(buf["s"][j], buf["t"][j], bc)
+                    pred = pred.gather(1, buf["a"][j][:, None, None].expand(-1, 1, cfg.n_quantiles)).squeeze(1)
+                    loss = quantile_huber_loss(pred, tgt)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    loop.n_updates += 1
+                    if loop.n_updates % cfg.target_every == 0:
+                        target_net.load_state_dict(net.state_dict())
+                stats.update(loss=loss.detach(), updates=loop.n_updates)
+            run.advance(E, **stats)
+        finish(run, cfg, mdp, objective)
+    return run
+
+
+def finish(run: RunSession, cfg: DeepConfig, mdp: FiniteMDP, objective: ddp.Objective) -> None:
+    """Final evaluation, the exact stock DP's optimum beside it, summary.json."""
+    result = run.evaluate() if not run.logger.evals.rows or \
+        float(run.logger.evals.rows[-1]["env_steps"]) < run.step else run.last_eval
+    achieved, c0, path = result["objective"], result["c0"], result["nominal_path"]
+    mdp_cpu = mdp.to("cpu")
+    exact = ddp.solve(mdp_cpu, objective)
+    mean_opt = ddp.solve(mdp_cpu, ddp.make_objective("mean", mdp.gamma))
     v = exact.policy.graph.support.numpy()
-    summary = {"objective": cfg.objective, "c0": c0, "mc_objective": achieved, "mc_mean": float(G.mean()),
-               "nominal_path": path, "dp_optimal_objective": exact.value,
-               "dp_optimal_path": ddp.nominal_path(exact.policy),
-               "mean_optimal_objective": ddp.objective_of_law(objective, v, ddp.exact_law(mean_opt.policy).numpy()),
-               "mean_optimal_path": ddp.nominal_path(mean_opt.policy)}
-    logger.log_eval(cfg.total_steps, G.tolist(), objective=achieved, c0=c0)
-    logger.write_summary(summary)
-    print(f"DηN {cfg.objective}: c0* = {c0:.2f}, Monte Carlo objective {achieved:.3f} (mean {G.mean():.3f}), "
-          f"path {path}\nexact stock DP optimum {exact.value:.3f} (path {summary['dp_optimal_path']}); "
-          f"mean-optimal policy {summary['mean_optimal_objective']:.3f} (path {summary['mean_optimal_path']})")
-    print(f"run directory: {logger.path}")
-    return summary
+    extra = {"objective": cfg.objective, "c0": c0, "mc_objective": achieved, "mc_mean": result["return_mean"],
+             "nominal_path": path, "dp_optimal_objective": exact.value,
+             "dp_optimal_path": ddp.nominal_path(exact.policy),
+             "mean_optimal_objective": ddp.objective_of_law(objective, v, ddp.exact_law(mean_opt.policy).numpy()),
+             "mean_optimal_path": ddp.nominal_path(mean_opt.policy)}
+    print(f"DηN {cfg.objective}: c0* = {c0:.2f}, Monte Carlo objective {achieved:.3f} (mean "
+          f"{result['return_mean']:.3f}), path {path}\nexact stock DP optimum {exact.value:.3f} (path "
+          f"{extra['dp_optimal_path']}); mean-optimal policy {extra['mean_optimal_objective']:.3f} (path "
+          f"{extra['mean_optimal_path']})")
+    run.finish(headline=("mc_objective", achieved), higher_is_better=True, **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config(DeepConfig, argv, prog="python -m algos.ddp_deep")
-    return train(cfg)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(DeepConfig, argv, prog="python -m algos.ddp_deep", description=__doc__)
+    run = train(cfg, argv)
+    from analysis.plot import finish_run
+    finish_run(run.path)
+    import json
+    return json.loads((run.path / "summary.json").read_text())
 
 
 if __name__ == "__main__":

@@ -235,10 +235,10 @@ class HDPOLoop(LoopState):
     """Loop variables a checkpoint holds besides the policies, Adam and the batch-order generator."""
 
     order: torch.Tensor          # this epoch's permutation of the training scenarios
+    loss_sum: torch.Tensor       # this epoch's sums of the training loss / reported train cost (on the device)
+    cost_sum: torch.Tensor
     next_batch: int = 0          # index of the next batch of `order` (0 = a new epoch starts)
     epoch: int = 0
-    loss_sum: float | torch.Tensor = 0.0   # this epoch's sums of the training loss / reported train cost
-    cost_sum: float | torch.Tensor = 0.0
     best_dev: float = math.inf
     best_step: int = 0
     last_eval_step: int = -1
@@ -281,7 +281,8 @@ def train(cfg: HDPOConfig, argv: Sequence[str] | None = None) -> dict:
     round_test = cfg.round_test == "yes" or (cfg.round_test == "auto" and net.demand["kind"] == "poisson")
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     order_rng = torch.Generator().manual_seed(cfg.seed)
-    loop = HDPOLoop(order=torch.empty(0, dtype=torch.long, device=device))
+    zero = torch.zeros((), device=device)
+    loop = HDPOLoop(order=torch.empty(0, dtype=torch.long, device=device), loss_sum=zero, cost_sum=zero)
     batches_per_epoch = cfg.n_train // cfg.n_envs
     per_step = cfg.n_envs * cfg.train_periods
     run.log_interval = batches_per_epoch  # one metrics row per epoch (epoch means)
@@ -310,7 +311,7 @@ def train(cfg: HDPOConfig, argv: Sequence[str] | None = None) -> dict:
             if loop.next_batch == 0:
                 loop.order = torch.randperm(cfg.n_train, generator=order_rng).to(device)
                 loop.epoch += 1
-                loop.loss_sum, loop.cost_sum = 0.0, 0.0
+                loop.loss_sum, loop.cost_sum = zero, zero
             b = loop.next_batch
             batch = train_set.subset(loop.order[b * cfg.n_envs:(b + 1) * cfg.n_envs])
             loss, cost = hdpo_loss(net, policy, batch, route)

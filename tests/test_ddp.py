@@ -127,7 +127,7 @@ def test_unsupported_objectives_explain_why():
 def test_cli_writes_run_directory(tmp_path, capsys):
     from classic_rl.config import run_cli
     summary = ddp.main(["--env", "TwoStepCVaR", "--objective", "cvar", "--tau", "0.25",
-                        "--mc-episodes", "2000", "--run-dir", str(tmp_path)])
+                        "--eval-episodes", "2000", "--device", "cpu", "--run-dir", str(tmp_path)])
     run = next((tmp_path / "ddp" / "TwoStepCVaR").iterdir())
     saved = json.loads((run / "summary.json").read_text())
     assert saved["cvar_optimal"]["dp_value"] == pytest.approx(summary["cvar_optimal"]["dp_value"])
@@ -136,6 +136,32 @@ def test_cli_writes_run_directory(tmp_path, capsys):
     assert "mixture" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ddp.main(["--tau", "0"])
+
+
+def test_exact_dp_run_directory_has_the_shared_summary_schema(tmp_path, capsys):
+    from tests.test_run_contract import SUMMARY_KEYS
+    ddp.main(["--env", "TwoStepCVaR", "--eval-episodes", "500", "--device", "cpu", "--run-dir", str(tmp_path)])
+    run = next((tmp_path / "ddp" / "TwoStepCVaR").iterdir())
+    assert f"run directory: {run}" in capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary), SUMMARY_KEYS - set(summary)
+    assert summary["status"] == "done" and summary["algo"] == "ddp" and summary["env_steps"] == 0
+    assert summary["headline"] == "dp_value" and summary["headline_value"] == summary["cvar_optimal"]["dp_value"]
+    assert (run / "metrics.csv").read_text().count("\n") == 2 and (run / "eval.csv").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("flag", [["--total-steps", "100"], ["--resume", "x"], ["--n-envs", "4"], ["--no-progress"],
+                                  ["--checkpoint-every=5"]])
+def test_exact_dp_refuses_training_flags_and_does_not_offer_them(tmp_path, capsys, flag):
+    from classic_rl.config import run_cli
+    assert run_cli(ddp.main, ["--env", "TwoStepCVaR", *flag, "--run-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no meaning for algos.ddp" in err and "Traceback" not in err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    with pytest.raises(SystemExit):
+        ddp.main(["--help"])
+    offered = capsys.readouterr().out.split("options:")[1]
+    assert flag[0].split("=")[0] not in offered.replace("--no-progress", "--progress").split()
 
 
 def test_exp_utility_with_discount_is_really_not_greedy_optimizable():

@@ -1,6 +1,7 @@
 """Small MDPs with known answers: the slippery cliff walk, the two-step CVaR MDP, random tiny MDPs.
 
-Specs: distributional_dp.md §1(d) and §1(g) (DDP-1 two-step MDP, DDP-2 4x6 cliff).
+DDP-1 (the two-step CVaR MDP) and DDP-2 (the 4x6 slippery cliff) are the reference experiments of the
+distributional-DP checks (algos/ddp.py, paper_figs/ddp_objectives.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ ACTION_LETTERS = ("U", "R", "D", "L")
 
 def cliff_walk(rows: int = 4, cols: int = 6, slip: float = 0.03, cliff_reward: float = -15.0,
                step_reward: float = -1.0, horizon: int = 14, gamma: float = 1.0) -> FiniteMDP:
-    """Cliff walk with slips toward the cliff (spec DDP-2: 4x6, slip 0.03, cliff -15, step -1, H = 14).
+    """Cliff walk with slips toward the cliff (DDP-2: 4x6, slip 0.03, cliff -15, step -1, H = 14).
 
     Start at the bottom-left cell, goal at the bottom-right; the bottom row between them is the cliff.
     Each move costs `step_reward`; with probability `slip` the agent moves DOWN (toward the cliff) instead
@@ -56,7 +57,7 @@ def cliff_walk(rows: int = 4, cols: int = 6, slip: float = 0.03, cliff_reward: f
 
 
 def two_step_cvar(gamma: float = 1.0) -> FiniteMDP:
-    """Spec DDP-1. Step 1 pays 0 or 10 (prob 1/2 each) and always lands in the same decision state;
+    """DDP-1. Step 1 pays 0 or 10 (prob 1/2 each) and always lands in the same decision state;
     step 2: SAFE (action 0) pays 5, RISKY (action 1) pays 12 w.p. 0.8 and 0 w.p. 0.2.
     Because both step-1 outcomes land in the same state, only the stock can tell them apart.
     States: 0 start, 1 decision, 2 end (terminal)."""
