@@ -14,7 +14,8 @@ echo "setting up .venv (log: $log) ..."
   # torch first and pinned: on CPU-only machines this is the CPU build (a wheel of this version is on
   # local disk on the project's machines); a bare range would let pip pick a multi-GB CUDA build.
   python -m pip install "torch==2.13.0"
-  python -m pip install -e ".[dev]"
+  # ray: the sweep runner's Ray backend and its real-cluster tests (~11 s, ~250 MB, core only, no Tune)
+  python -m pip install -e ".[dev,ray]"
 } >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "setup failed (full log: $log)" >&2; exit 1; }
 python -c "import torch, gymnasium, mujoco, ale_py, torch_geometric, stable_baselines3" \
   || { echo "setup failed: a dependency did not import (log: $log)" >&2; exit 1; }
