@@ -269,10 +269,25 @@ def test_official_minari_id_is_passed_through(mroot):
                         rewards=R, terminations=TE, truncations=TR, infos={})
     minari.create_dataset_from_buffers("mujoco/hopper/medium-v0", [buf], env="Hopper-v5", eval_env="Hopper-v5",
                                        ref_min_score=-20.0, ref_max_score=3000.0, algorithm_name="random",
-                                       author="test", author_email="test", code_permalink="test")
+                                       author="test", author_email="test", code_permalink="test", description="test")
     d = load_dataset("mujoco/hopper/medium-v0", env="Hopper")
     assert len(d) == len(A) and d.rewards.dtype == torch.float32  # float64 rewards on disk are cast
     ref = d.ref_scores()
     assert (ref["min"], ref["max"], ref["d4rl_min"], ref["d4rl_max"]) == (-20.0, 3000.0, -20.272305, 3234.3)
     with pytest.raises(UserError, match="closest local ids: mujoco/hopper/medium-v0"):
         load_dataset("mujoco/hopper/medium-v1")
+
+
+def test_load_offline_data_for_offline_algorithms(mroot):
+    from envs.offline.loaders import load_offline_data
+    gen.generate("Hopper", "random", 100, seed=0, **QUIET)
+    off = load_offline_data("hopper-random", "cpu", normalize_obs=True, env="Hopper")
+    raw = load_dataset("hopper-random")
+    torch.testing.assert_close(off.obs_std, raw.obs_std + 1e-3)
+    torch.testing.assert_close(off.buffer.obs, (raw.obs - raw.obs_mean) / off.obs_std)
+    torch.testing.assert_close(off.buffer.next_obs, (raw.next_obs - raw.obs_mean) / off.obs_std)
+    torch.testing.assert_close(off.buffer.terminated, raw.terminations)
+    assert off.env_id == "Hopper-v5" and off.action_high == 1.0
+    assert (off.ref_min, off.ref_max) == (raw.ref_scores()["min"], raw.ref_scores()["max"])
+    plain = load_offline_data("hopper-random", "cpu", normalize_obs=False)
+    torch.testing.assert_close(plain.buffer.obs, raw.obs)
