@@ -1,7 +1,8 @@
 """The sweep runner on real Ray (no mocks): an in-process local cluster, and a `ray start --head` cluster on
 loopback started and stopped here, with a worker killed mid-run. Skipped when Ray is not installed
-(`pip install -e '.[ray]'`). Settings from shared/specs/sweeps_ray.md: loopback only, no usage stats, token
-auth with a random token in the environment (nothing written to ~), never `ray stop`."""
+(`pip install -e '.[ray]'`). Settings measured on these machines: loopback only
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0), no usage stats, token auth with a random token in the environment
+(nothing written to ~), a short --temp-dir, and never `ray stop` (it kills every Ray process on the machine)."""
 from __future__ import annotations
 
 import os
