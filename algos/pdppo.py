@@ -369,6 +369,10 @@ def train(cfg: PDPPOConfig, argv: Sequence[str] | None = None) -> RunSession:
            "episode_end": torch.zeros(T, N, dtype=torch.bool, device=device)}
     loop = PDPPOLoop(obs=env.reset(seed=cfg.seed), running_return=torch.zeros(N, device=device))
     run.steps_per_update(cfg.update_every, "rollout")
+    if cfg.total_steps < cfg.window_steps:
+        print(f"note: --total-steps {cfg.total_steps} is shorter than one --window-steps window ({cfg.window_steps}): "
+              f"metrics.csv will have no window_return and summary.json no max/cumulative window return",
+              file=sys.stderr)
     tracked = {"actor": actor, "opt_actor": opt_actor, "action_rng": action_rng, "env": env, "loop": loop,
                **{f"critic_{k}": net for k, net in critics.items() if net is not None},
                **{f"opt_critic_{k}": opt for k, opt in critic_opts.items()}}

@@ -213,3 +213,15 @@ def test_paper_metrics_and_welch_by_hand():
     dof = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)   # Welch-Satterthwaite
     assert welch_greater(a, b) == pytest.approx((t, stats.t.sf(t, dof)))
     assert all(math.isnan(x) for x in welch_greater(a[:1], b))
+
+
+def test_frozen_lake_pre_only_resume_equals_uninterrupted(tmp_path):
+    """The contract test resumes lot-sizing dual-split; here the other env and the one-critic layout."""
+    extra = ["--env", "FrozenLakePD-8x8", "--critics", "pre-only", "--hidden-sizes", "16", "--eval-every", "400"]
+    whole = tiny(tmp_path / "whole", *extra)
+    half = tiny(tmp_path / "half", *extra, "--total-steps", "400")
+    main(["--resume", str(half), "--total-steps", "800", "--no-progress"])
+    assert rows(half) == rows(whole)
+    with open(half / "eval.csv") as a, open(whole / "eval.csv") as b:
+        drop = lambda fh: [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(fh)]
+        assert drop(a) == drop(b)
