@@ -16,7 +16,10 @@ For every algorithm (runs grouped by the `algo` of their run directory) this
     there, the baseline had not by its budget);
   * on LQR, fits log(suboptimality) = a + slope * log(samples) per seed over the late part of the run and
     reports the mean slope with a bootstrap CI beside the slope the theory predicts: a sample complexity of
-    O(eps^-p) trajectories means suboptimality ~ samples^(-1/p) (spec npg_igt_harpg.md, section 1(f)).
+    O(eps^-p) trajectories means suboptimality ~ samples^(-1/p) (Fatkhullin et al. 2023, abstract: p = 3 for
+    vanilla PG, 2.5 for N-PG-IGT, 2 for (N)-HARPG).
+A run whose summary.json has `status: diverged` (the run session writes it when parameters or statistics become
+non-finite) is censored from the point it stopped on.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from analysis.stats import steps_to_threshold
 from classic_rl import UserError
 from classic_rl.config import run_cli
 
-# Theory [paper/abstract, spec 1(f)]: trajectories to reach J* - J <= eps; the rate slope is -1/exponent.
+# Theory (the paper's abstract): trajectories to reach J* - J <= eps; the rate slope is -1/exponent.
 THEORY_EXPONENT = {"vanilla_pg": 3.0, "npg_igt": 2.5, "n_harpg": 2.0, "harpg": 2.0}
 DEFAULT_TARGETS = {"LQR": [1.0, 0.3, 0.1, 0.03], "CartPole-v1": [150.0, 195.0]}
 X_LABELS = {"env_steps": "environment steps", "trajectories": "trajectories"}

@@ -4,16 +4,20 @@ Runs the methods x seeds on the exact LQR testbed and on CartPole, then draws su
 against env steps and trajectories, tabulates the samples needed to reach targets (median, 95% CI, censored
 runs kept), the ratio against vanilla PG, and on LQR the fitted rate slopes beside the theory:
     theory (trajectories to reach J* - J <= eps): vanilla PG eps^-3, N-PG-IGT eps^-2.5, (N)-HARPG eps^-2
-    => suboptimality slopes vs samples: -1/3, -0.4, -0.5          [spec 1(f), paper/abstract]
-    CartPole [recalled claim]: N-PG-IGT and N-HARPG reach the 200-step maximum faster than vanilla PG.
+    => suboptimality slopes vs samples: -1/3, -0.4, -0.5          (the paper's abstract; O~ hides log factors)
+    CartPole (a qualitative claim recalled from the paper, not checked against its figures, which we did not
+    have): N-PG-IGT and N-HARPG reach the 200-step maximum faster than vanilla PG.
 
     python -m paper_figs.npg_sample_complexity --scale smoke   # about a minute on 2 cores: the pipeline only
     python -m paper_figs.npg_sample_complexity --scale small   # ~30-45 min on 2 cores: the direction, with CIs
     python -m paper_figs.npg_sample_complexity --scale paper   # 10 seeds, long LQR runs, CartPole 100 x 5000
 
 Figures and tables go to <out>/npg_sample_complexity-<scale>/ (default out: paper_figs/out).
-Step sizes are each method's presets (algos/*.py PRESETS; the LQR values were tuned by us on seeds 1 and
-100, which no scale uses for its reported seeds; CartPole uses the authors' gamma0 = 0.1).
+Step sizes (--step-size, the paper's gamma_0) are each method's presets (algos/*.py PRESETS): the LQR values
+were tuned by us on seeds 1 and 100, which no scale uses for its reported seeds; the CartPole values by us on
+seed 100 (the authors' code defaults to gamma_0 = 0.1; their per-env values were not published).
+A run that diverges (non-finite parameters or statistics) stops with `status: diverged` in its summary.json
+and is kept as a censored run: it never reaches the later targets.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from algos.pg_common import DivergedError
 from analysis import sample_complexity
+from classic_rl import TrainingDiverged
 from classic_rl.config import parse_config, run_cli
 
 METHODS = {  # name -> (module, extra flags)
@@ -39,7 +43,7 @@ SCALES = {
     "smoke": {"LQR": dict(seeds=3, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"],
                           flags=["--total-steps", str(80 * 150), "--eval-log-points", "15"]),
               "CartPole": dict(seeds=1, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"],
-                               flags=["--total-steps", "3000", "--batch-size", "1000", "--eval-every", "0",
+                               flags=["--total-steps", "3000", "--batch-size", "1000", "--eval-every", "1000",
                                       "--eval-episodes", "4"])},
     "small": {"LQR": dict(seeds=10, methods=list(METHODS),
                           flags=["--total-steps", str(80 * 2000), "--eval-log-points", "100"]),
@@ -91,16 +95,17 @@ def run_methods(cfg: FigConfig, env: str) -> list[str]:
         for k in range(plan["seeds"]):
             seed = cfg.first_seed + k
             t0 = time.time()
+            argv = ["--env", env, "--seed", str(seed), "--device", cfg.device, "--run-dir", cfg.run_dir,
+                    "--no-progress", *flags, *plan["flags"]]
             try:
-                summary = module.main(["--env", env, "--seed", str(seed), "--device", cfg.device, "--run-dir",
-                                       cfg.run_dir, "--no-progress", *flags, *plan["flags"]])
-            except DivergedError as err:  # kept as a censored run: it never reaches the later targets
+                summary = module.train(module.parse(argv), argv)  # no per-run convergence plot
+            except TrainingDiverged as err:  # kept as a censored run: it never reaches the later targets
                 print(f"  {env} {name} seed {seed}: DIVERGED ({err})", flush=True)
                 dirs.append(err.run_dir)
                 continue
             print(f"  {env} {name} seed {seed}: {summary['env_steps']} steps, {summary['trajectories']} traj, "
                   f"final {'suboptimality' if env == 'LQR' else 'return'} "
-                  f"{summary.get('final_suboptimality', summary['final_return_mean']):.4g} "
+                  f"{summary['headline_value']:.4g} "
                   f"({time.time() - t0:.0f}s)", flush=True)
             dirs.append(summary["run_dir"])
     return dirs

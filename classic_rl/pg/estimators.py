@@ -29,30 +29,31 @@ import torch.nn as nn
 from torch.func import functional_call, jvp
 
 # ----------------------------------------------------------------------------- schedules (authors' code)
+# step_size is the paper's gamma_0 (--step-size), eta0 its eta_0 (--eta0); gamma_t is the step of iteration t.
 
 
-def igt_schedule(t: int, eta0: float, gamma0: float) -> tuple[float, float]:
-    """N-PG-IGT [code: NIGT_optimizer.py]: eta_t = eta0 (2/(t+2))^(4/5), gamma_t = gamma0 * 2/(t+2)."""
-    return eta0 * (2.0 / (t + 2)) ** 0.8, gamma0 * 2.0 / (t + 2)
+def igt_schedule(t: int, eta0: float, step_size: float) -> tuple[float, float]:
+    """N-PG-IGT [code: NIGT_optimizer.py]: eta_t = eta0 (2/(t+2))^(4/5), gamma_t = step_size * 2/(t+2)."""
+    return eta0 * (2.0 / (t + 2)) ** 0.8, step_size * 2.0 / (t + 2)
 
 
-def harpg_schedule(t: int, eta0: float, gamma0: float, normalized: bool) -> tuple[float, float]:
-    """(N)-HARPG [code: STORMHess_optimizer.py]: eta_t = eta0 2/(t+2); gamma_t = gamma0 2/(t+2) (normalised)
-    or gamma0 (2/(t+2))^(1/2) (unnormalised)."""
+def harpg_schedule(t: int, eta0: float, step_size: float, normalized: bool) -> tuple[float, float]:
+    """(N)-HARPG [code: STORMHess_optimizer.py]: eta_t = eta0 2/(t+2); gamma_t = step_size 2/(t+2) (normalised)
+    or step_size (2/(t+2))^(1/2) (unnormalised)."""
     eta = eta0 * 2.0 / (t + 2)
-    gamma = gamma0 * 2.0 / (t + 2) if normalized else gamma0 * (2.0 / (t + 2)) ** 0.5
+    gamma = step_size * 2.0 / (t + 2) if normalized else step_size * (2.0 / (t + 2)) ** 0.5
     return eta, gamma
 
 
-def sgd_schedule(t: int, gamma0: float) -> float:
-    """Vanilla PG [code: SGDM_optimizer.py, moving_avg=False]: gamma_t = gamma0 (2/(t+2))^(2/3)."""
-    return gamma0 * (2.0 / (t + 2)) ** (2.0 / 3.0)
+def sgd_schedule(t: int, step_size: float) -> float:
+    """Vanilla PG [code: SGDM_optimizer.py, moving_avg=False]: gamma_t = step_size (2/(t+2))^(2/3)."""
+    return step_size * (2.0 / (t + 2)) ** (2.0 / 3.0)
 
 
-def nsgdm_schedule(t: int, eta0: float, gamma0: float) -> tuple[float, float]:
+def nsgdm_schedule(t: int, eta0: float, step_size: float) -> tuple[float, float]:
     """Normalised momentum PG [code: SGDM_optimizer.py, moving_avg=True, normalized=True]:
-    eta_t = eta0 (2/(t+2))^(2/3), gamma_t = gamma0 * 2/(t+2)."""
-    return eta0 * (2.0 / (t + 2)) ** (2.0 / 3.0), gamma0 * 2.0 / (t + 2)
+    eta_t = eta0 (2/(t+2))^(2/3), gamma_t = step_size * 2/(t+2)."""
+    return eta0 * (2.0 / (t + 2)) ** (2.0 / 3.0), step_size * 2.0 / (t + 2)
 
 
 def normalized_step(theta: torch.Tensor, direction: torch.Tensor, step: float) -> torch.Tensor:
