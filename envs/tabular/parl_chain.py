@@ -93,27 +93,32 @@ def teacher_label(true0: torch.Tensor, true1: torch.Tensor) -> torch.Tensor:
     return (true1 > true0).double() + 0.5 * (true1 == true0).double()
 
 
-def conjugate_gradient(matvec, b: torch.Tensor, iters: int, tol: float = 1e-12) -> tuple[torch.Tensor, dict]:
-    """Solve A x = b for a symmetric positive (semi)definite A given only x -> A x (never forming A).
+def conjugate_gradient(matvec, b: torch.Tensor, iters: int, tol: float = 1e-12,
+                       precondition=None) -> tuple[torch.Tensor, dict]:
+    """Solve A x = b for a symmetric positive (semi)definite A given only x -> A x (never forming A), by
+    (preconditioned) conjugate gradient; `precondition(r)` applies M^{-1} (M ~ A, symmetric positive).
     Stops after `iters` iterations or when ||r|| <= tol ||b||. Returns x and {iterations, rel_residual}."""
+    apply_m = precondition or (lambda r: r)
     x = torch.zeros_like(b)
     r = b.clone()
-    p = r.clone()
-    rs = (r * r).sum()
-    b_norm = rs.sqrt().clamp_min(1e-300)
+    z = apply_m(r)
+    p = z.clone()
+    rz = (r * z).sum()
+    b_norm = b.norm().clamp_min(1e-300)
     k = 0
     for k in range(1, iters + 1):
-        if float(rs.sqrt()) <= tol * float(b_norm):
+        if float(r.norm()) <= tol * float(b_norm):
             k -= 1
             break
         Ap = matvec(p)
-        alpha = rs / (p * Ap).sum()
+        alpha = rz / (p * Ap).sum()
         x = x + alpha * p
         r = r - alpha * Ap
-        rs_new = (r * r).sum()
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return x, {"iterations": k, "rel_residual": float(rs.sqrt() / b_norm)}
+        z = apply_m(r)
+        rz_new = (r * z).sum()
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, {"iterations": k, "rel_residual": float(r.norm() / b_norm)}
 
 
 class BilevelTestbed:
@@ -208,6 +213,14 @@ class BilevelTestbed:
             total = total + self.discounts[t] * (d[:, None] * pi[t] * (nu - self.tau * logpi[t])).sum()
             d = torch.einsum("s,sa,sap->p", d, pi[t], self.P)
         return total
+
+    def occupancy(self, logpi: torch.Tensor) -> torch.Tensor:
+        """d_t(s) [H, S]: probability of being in s at step t under the policy log pi [H, S, A]."""
+        pi = logpi.exp()
+        d = [self.mu0]
+        for t in range(self.H - 1):
+            d.append(torch.einsum("s,sa,sap->p", d[-1], pi[t], self.P))
+        return torch.stack(d)
 
     # ------------------------------------------------------------------ trajectory laws and returns
     def log_traj_probs(self, logpi: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
