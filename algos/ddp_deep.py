@@ -246,7 +246,6 @@ def train(cfg: DeepConfig, argv: Sequence[str] | None = None) -> RunSession:
     """Train and return the finished session (its `path` is the run directory)."""
     run = RunSession(cfg, "ddp_deep", argv=argv)
     cfg, device = run.cfg, run.device
-    run.log_interval = max(1, cfg.log_every // cfg.n_envs)   # from the run's own config (also on --resume)
     mdp = make_mdp(cfg.env)
     objective = ddp.make_objective(cfg.objective, mdp.gamma, tau=cfg.tau, target=cfg.target)
     if mdp.horizon is None:

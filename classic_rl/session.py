@@ -147,7 +147,8 @@ class RunSession:
         `env_field`: the config field naming the run's env in its directory path and summary (offline
         algorithms use "dataset"); it is read from the resolved config, so it is right on --resume too.
         `env_name`: a fixed name instead (only for names that cannot change on resume). `log_interval`: write a
-        metrics row every this many `advance` calls (and always at the last; a config field `log_every` wins). `steps_name`: what `step`
+        metrics row every this many `advance` calls (and always at the last); a config field `log_every`, in
+        steps (the unit of `step`), wins. `steps_name`: what `step`
         counts, for messages (env steps, gradient steps, iterations). `algo` may be a function of the resolved
         config where one entry point runs several named methods (algos.harpg: n_harpg or harpg); `module` is
         that entry point (default algos.<algo>), recorded in config.json so --resume of another module's run
@@ -160,7 +161,7 @@ class RunSession:
         if getattr(cfg, "resume", None):
             cfg = self._resumed_config(cfg, explicit_fields(type(cfg), list(argv or [])))
         self.cfg = cfg
-        self.log_interval = max(1, int(getattr(cfg, "log_every", self.log_interval)))  # a config field wins
+        self.log_every = int(getattr(cfg, "log_every", 0) or 0)  # a config field, in steps, wins
         if callable(algo):
             self.algo = algo(cfg)
         self.env_name = env_name or str(getattr(cfg, env_field))
@@ -325,7 +326,8 @@ class RunSession:
         self.step += int(n_steps)
         self.iteration += 1
         last = self.step >= self.cfg.total_steps
-        if self.iteration % self.log_interval == 0 or last:
+        due = self._due(self.log_every, n_steps) if self.log_every else self.iteration % self.log_interval == 0
+        if due or last:
             values = {k: _scalar(v) for k, v in metrics.items()}
             self.check_finite(**values)
             fps = (self.step - self._start_step) / max(time.time() - self._start_time, 1e-9)
