@@ -8,15 +8,17 @@
 Recipe (D4RL's, with the toolkit's PPO as the behaviour learner; envs/offline/behaviour.py says why):
   1. train one PPO behaviour policy per (env, seed), checkpoint every 10k env steps (cached, reused by every
      level; an interrupted training resumes);
-  2. reference returns: ref_min = uniform-random policy, 100 episodes; ref_max = the final checkpoint
-     ("expert"), deterministic, 20 episodes (stored as Minari's ref_min_score/ref_max_score);
-  3. medium checkpoint = the earliest checkpoint whose deterministic 10-episode return, normalized with
-     those references, reaches 1/3;
+  2. evaluate every checkpoint (mean action, 10 episodes); expert checkpoint = the best one (a short PPO
+     run's return oscillates, so its last checkpoint is not always its best);
+  3. reference returns: ref_min = uniform-random policy, 100 episodes; ref_max = the expert checkpoint,
+     mean action, 20 episodes (stored as Minari's ref_min_score/ref_max_score);
+  4. medium checkpoint = the earliest checkpoint whose 10-episode return, normalized with those
+     references, reaches 1/3;
   levels (actions *sampled* from the Gaussian policy, as D4RL sampled from SAC; whole episodes only,
   gymnasium's 1000-step time limit; `terminations` and `truncations` stored separately):
   * random        -- uniform-random actions (D4RL used a randomly initialized network: a difference)
   * medium        -- the medium checkpoint
-  * expert        -- the final checkpoint
+  * expert        -- the expert (best) checkpoint
   * medium-replay -- the training stream up to the medium checkpoint: 4 envs in lockstep (as the trainer
                      ran), episodes continuing across policy changes, the env steps of each checkpoint
                      interval (c_{i-1}, c_i] collected by checkpoint c_i's policy (a re-rollout: the trainer
@@ -66,7 +68,7 @@ SMALL_SET = dict(envs=("hopper", "halfcheetah", "walker2d"), levels=("medium", "
                  transitions=100_000)
 GENERATOR = "classic-rl envs.offline.generate v1"
 LEVEL_CODE = {lvl: i for i, lvl in enumerate(LEVELS)}
-REF_MIN_EPISODES, REF_MAX_EPISODES, MEDIUM_EVAL_EPISODES = 100, 20, 10
+REF_MIN_EPISODES, REF_MAX_EPISODES, CHECKPOINT_EVAL_EPISODES = 100, 20, 10
 
 
 def _versions() -> dict:
@@ -110,32 +112,29 @@ def behaviour_summary(env: str, seed: int, behaviour_steps: int | None = None, r
         raise RuntimeError(f"behaviour training of {env} left no checkpoints in {bdir}")
     t0 = time.time()
     ref_min = bh.random_reference(env_id, REF_MIN_EPISODES, seed=123)
-    final_step, final_path = ckpts[-1]
-    expert = bh.GaussianPolicy(final_path, st["activation"])
+    evals = {}
+    for step, p in ckpts:  # every checkpoint, mean action, the same episode seeds
+        evals[step] = float(np.mean(bh.evaluate(env_id, bh.GaussianPolicy(p, st["activation"]),
+                                                CHECKPOINT_EVAL_EPISODES, seed=20_000 + seed)))
+    expert_step = max(evals, key=lambda s: (evals[s], s))
+    expert = bh.GaussianPolicy(dict(ckpts)[expert_step], st["activation"])
     ref_max = float(np.mean(bh.evaluate(env_id, expert, REF_MAX_EPISODES, seed=10_000 + seed)))
-    evals, medium_step = {}, None
-    for step, p in ckpts:
-        r = float(np.mean(bh.evaluate(env_id, bh.GaussianPolicy(p, st["activation"]), MEDIUM_EVAL_EPISODES,
-                                      seed=20_000 + seed)))
-        evals[step] = r
-        if ref_max > ref_min and (r - ref_min) / (ref_max - ref_min) >= 1 / 3:
-            medium_step = step
-            break
-    if medium_step is None:  # never reached 1/3 before the end: the best one evaluated
-        medium_step = max(evals, key=evals.get)
+    medium_step = next((s for s, r in evals.items()
+                        if ref_max > ref_min and (r - ref_min) / (ref_max - ref_min) >= 1 / 3), expert_step)
     summary = {"env": env, "env_id": env_id, "seed": seed, "behaviour_dir": str(bdir),
                "algorithm": "classic-rl PPO (python -m algos.ppo)", "ppo_flags": bh.PPO_FLAGS,
                "total_steps": st["total_steps"], "checkpoint_every": bh.checkpoint_every(st["total_steps"]),
                "checkpoint_steps": [s for s, _ in ckpts], "checkpoint_gaps": st.get("checkpoint_gaps", []),
                "ref_min": ref_min, "ref_min_how": f"uniform-random policy, {REF_MIN_EPISODES} episodes, seeds 123+k",
-               "ref_max": ref_max, "ref_max_how": f"final checkpoint (step {final_step}), mean action, "
+               "ref_max": ref_max, "ref_max_how": f"best checkpoint (step {expert_step}), mean action, "
                                                   f"{REF_MAX_EPISODES} episodes, seeds {10_000 + seed}+k",
-               "expert_step": final_step, "medium_step": medium_step,
-               "medium_rule": f"earliest checkpoint whose mean-action return over {MEDIUM_EVAL_EPISODES} episodes "
+               "expert_step": expert_step, "medium_step": medium_step,
+               "expert_rule": f"checkpoint with the best mean-action return over {CHECKPOINT_EVAL_EPISODES} episodes",
+               "medium_rule": f"earliest checkpoint whose mean-action return over {CHECKPOINT_EVAL_EPISODES} episodes "
                               "reaches 1/3 normalized", "checkpoint_eval_returns": evals,
                "reference_seconds": round(time.time() - t0, 1)}
     bh._write_json(path, summary)
-    log(f"[{env}] references: random {ref_min:.1f}, expert {ref_max:.1f} (step {final_step}); "
+    log(f"[{env}] references: random {ref_min:.1f}, expert {ref_max:.1f} (step {expert_step} of {ckpts[-1][0]}); "
         f"medium checkpoint at step {medium_step} (return {evals[medium_step]:.1f})")
     return summary
 
