@@ -73,6 +73,8 @@ CASES = {
     "hdpo": Case("algos.hdpo", ["--env", "lost_sales", "--lead-time", "1", "--underage-cost", "4", "--hidden-sizes", "8", "--n-train", "64", "--n-envs", "32", "--eval-episodes", "32", "--n-test", "32", "--train-periods", "10", "--train-ignore", "2", "--dev-periods", "20", "--dev-ignore", "5", "--test-periods", "40", "--test-ignore", "10", "--eval-every", "640", "--no-reference", "--device", "cpu", "--no-progress"], 1280, 1920, 10**9, 640),
     "ddp_deep": Case("algos.ddp_deep", ["--env", "CliffWalk", "--n-envs", "8", "--learning-starts", "200", "--batch-size", "16", "--buffer-size", "1000", "--updates-per-step", "1", "--hidden-sizes", "16", "--n-quantiles", "8", "--eval-every", "400", "--eval-episodes", "20", "--log-every", "16", "--device", "cpu", "--no-progress"], 800, 1200, 10**9, 400),
     "pdppo": Case("algos.pdppo", ["--env", "LotSizing-15x5", "--n-envs", "2", "--update-every", "200", "--n-epochs", "2", "--hidden-sizes", "16", "16", "--window-steps", "400", "--eval-every", "200", "--eval-episodes", "1", "--no-progress"], 400, 600, 10_000_000, 200),
+    "parl": Case("algos.parl", ["--env", "ChainToy", "--eval-every", "2", "--no-progress"], 4, 6, 10**6, 2),
+    "parl_deep": Case("algos.parl", ["--env", "Walker2d", "--start-steps", "20", "--num-interact", "100", "--segment", "5", "--queries-per-session", "2", "--max-feedback", "4", "--reward-updates", "2", "--reward-batch", "2", "--reward-ensemble", "2", "--reward-hidden", "8", "--hidden-sizes", "16", "--batch-size", "16", "--eval-every", "50", "--eval-episodes", "1", "--eval-envs", "1", "--eval-max-steps", "20", "--log-every", "10", "--checkpoint-every", "0", "--device", "cpu", "--no-progress"], 100, 160, 10**8, 50),
     "dr_rpo": Case("algos.dr_rpo", ["--env", "LinearMDP", "--n-envs", "2", "--eval-every", "5", "--eval-episodes", "5", "--no-progress"], 10, 15, 10**7, 5),
 }
 
@@ -117,7 +119,7 @@ def test_tiny_run_leaves_complete_run_directory(case, tmp_path, capsys):
     run = only_run(tmp_path)
     assert f"run directory: {run}" in capsys.readouterr().out
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["algo"] == case.module.split(".")[-1] and cfg["config"]["total_steps"] == case.half
+    assert cfg.get("module", "algos." + cfg["algo"]) == case.module and cfg["config"]["total_steps"] == case.half
     metrics, evals = read_rows(run / "metrics.csv"), read_rows(run / "eval.csv")
     assert metrics and evals
     steps = [int(r["env_steps"]) for r in metrics]

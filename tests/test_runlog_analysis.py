@@ -59,3 +59,22 @@ def test_numpy_scalars_are_written_as_plain_numbers(tmp_path):
     log = RunLogger.create(str(tmp_path), "algo", "Env", 0, {}, "cpu")
     log.log(1, value=np.float64(1.5), count=np.int64(3))
     assert (log.path / "metrics.csv").read_text().splitlines()[1].endswith(",1.5,3")
+
+
+def test_csv_table_appends_rows_grows_columns_and_truncates(tmp_path):
+    from classic_rl.runlog import CsvTable
+
+    table = CsvTable(tmp_path / "m.csv")
+    table.append({"env_steps": 1, "loss": 0.5})
+    table.append({"env_steps": 2, "loss": 0.25})
+    table.append({"env_steps": 3, "loss": 0.125, "extra": 7})  # a new column rewrites the file
+    table.append({"env_steps": 4, "loss": 1.0})
+    again = CsvTable(tmp_path / "m.csv")
+    again.load()
+    assert again.columns == ["env_steps", "loss", "extra"]
+    assert [(r["env_steps"], r["loss"], r["extra"]) for r in again.rows] == \
+        [("1", "0.5", ""), ("2", "0.25", ""), ("3", "0.125", "7"), ("4", "1.0", "")]
+    again.truncate_after(2)
+    third = CsvTable(tmp_path / "m.csv")
+    third.load()
+    assert [r["env_steps"] for r in third.rows] == ["1", "2"]
