@@ -141,7 +141,7 @@ class ParlConfig(RunConfig):
     eval_max_steps: int = 0
     """MuJoCo: cut evaluation episodes after this many steps (0 = the env's limit)"""
     log_every: int = 1000
-    """MuJoCo: metrics row every this many env steps"""
+    """metrics row every this many steps (ChainToy preset: every outer iteration)"""
 
     @property
     def tabular(self) -> bool:
@@ -173,7 +173,7 @@ class ParlConfig(RunConfig):
         require(self.eval_envs >= 1 and self.eval_max_steps >= 0 and self.log_every >= 1, "bad eval/log settings")
 
 
-CHAIN_PRESET = dict(total_steps=150, eval_every=10, device="cpu", correction="cg")
+CHAIN_PRESET = dict(total_steps=150, eval_every=10, device="cpu", correction="cg", log_every=1)
 MUJOCO_PRESET = dict(total_steps=1_000_000, eval_every=10_000, eval_episodes=10, correction="unrolled",
                      checkpoint_every=50_000, correction_weight=0.1)
 
@@ -370,6 +370,7 @@ class DeepLoop(LoopState):
     sessions: int = 0
     recent_returns: list = field(default_factory=list)
     episodes: int = 0
+    last_feedback: dict = field(default_factory=dict)  # the last session's statistics (repeated on metric rows)
 
     @property
     def n_queries(self) -> int:
@@ -554,7 +555,6 @@ def train_deep(cfg: ParlConfig, run: RunSession) -> RunSession:
         return steps, stats
 
     sac_stats: dict[str, Any] = {}
-    fb_stats: dict[str, Any] = {}  # the last feedback session's statistics, repeated on every row until the next
     with run:
         run.track(**sac.objects(), reward=reward, reward_opt=reward_opt, buffer=buffer, true_rewards=TrueRewards(),
                   sample_rng=rng, loop=loop, envs=env_state, query_envs=qenv_state, evaluate=evaluate)
@@ -563,9 +563,9 @@ def train_deep(cfg: ParlConfig, run: RunSession) -> RunSession:
                     and run.step >= cfg.start_steps:
                 loop.next_session = run.step + cfg.num_interact
                 steps, new_stats = feedback_session()
-                fb_stats.update(new_stats)
+                loop.last_feedback.update({k: float(v) for k, v in new_stats.items()})
                 recent = loop.recent_returns
-                run.advance(steps, queries=loop.n_queries, **sac_stats, **fb_stats,
+                run.advance(steps, queries=loop.n_queries, **sac_stats, **loop.last_feedback,
                             train_return_mean=float(np.mean(recent)) if recent else "")
                 continue
             obs = torch.as_tensor(env_state.obs, dtype=torch.float32, device=device)
@@ -578,7 +578,7 @@ def train_deep(cfg: ParlConfig, run: RunSession) -> RunSession:
             if run.step + 1 >= cfg.start_steps:
                 sac_stats = sac.update(buffer.sample(cfg.batch_size, rng), 1, rng)
             recent = loop.recent_returns
-            run.advance(1, queries=loop.n_queries, **sac_stats, **fb_stats,
+            run.advance(1, queries=loop.n_queries, **sac_stats, **loop.last_feedback,
                         train_return_mean=float(np.mean(recent)) if recent else "")
         run.finish(headline=("final_eval_return", (run.last_eval or {}).get("return_mean")), queries=loop.n_queries,
                    oracle=cfg.oracle, correction_weight=cfg.correction_weight)
@@ -589,11 +589,8 @@ def train_deep(cfg: ParlConfig, run: RunSession) -> RunSession:
 def train(cfg: ParlConfig, argv: Sequence[str] | None = None) -> RunSession:
     run = RunSession(cfg, "parl", argv=argv)
     cfg = run.cfg  # the stored config on --resume: which setting this is is known only now
-    if cfg.tabular:
-        run.steps_name, run.log_interval = "outer iterations", 1
-        return train_tabular(cfg, run)
-    run.steps_name, run.log_interval = "env steps", max(1, cfg.log_every)
-    return train_deep(cfg, run)
+    run.steps_name = "outer iterations" if cfg.tabular else "env steps"
+    return train_tabular(cfg, run) if cfg.tabular else train_deep(cfg, run)
 
 
 def main(argv: Sequence[str] | None = None):

@@ -63,7 +63,10 @@ class Snapshot(gym.Wrapper):
         data = getattr(base, "data", None)
         if data is not None and hasattr(data, "qpos"):
             state["mujoco"] = {"qpos": np.array(data.qpos).tolist(), "qvel": np.array(data.qvel).tolist(),
-                               "act": np.array(data.act).tolist(), "time": float(data.time)}
+                               "act": np.array(data.act).tolist(), "time": float(data.time),
+                               # the constraint solver warm-starts from qacc_warmstart: without it a resumed
+                               # contact-rich env (Walker2d) drifts from the uninterrupted one at ~1e-15
+                               "qacc_warmstart": np.array(data.qacc_warmstart).tolist()}
         elif hasattr(base, "get_sim_state"):
             state["sim"] = base.get_sim_state()
         elif isinstance(getattr(base, "state", None), np.ndarray):  # gymnasium classic control
@@ -91,6 +94,8 @@ class Snapshot(gym.Wrapper):
                 base.data.act[:] = sim["act"]
             base.data.time = sim["time"]
             mujoco.mj_forward(base.model, base.data)
+            if "qacc_warmstart" in sim:
+                base.data.qacc_warmstart[:] = sim["qacc_warmstart"]
         elif "classic" in state:
             classic = dict(state["classic"])
             base.state = np.array(classic.pop("state"), dtype=classic.pop("dtype"))
