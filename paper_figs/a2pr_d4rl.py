@@ -55,7 +55,7 @@ def specs_for(scale: dict, datasets: list[str], seeds: list[int], device: str) -
     for dataset in datasets:
         env = ENV_OF[dataset.split("-")[0]]
         common = ("--eval-every", str(scale["eval_every"]), "--eval-episodes", str(scale["eval_episodes"]),
-                  "--device", device, "--torch-threads", "1")
+                  "--checkpoint-every", str(scale["eval_every"]), "--device", device, "--torch-threads", "1")
         gpus = 1.0 if device == "cuda" else 0.0
         for seed in seeds:
             specs.append(RunSpec("td3_bc", env, seed, scale["steps"], overrides=(("dataset", dataset),),
