@@ -65,6 +65,7 @@ def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any,
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     help_text = f"{doc} (default: {default!r})" if doc else f"(default: {default!r})"
+    help_text = help_text.replace("%", "%%")  # argparse %-formats help strings ("1% gap" would crash --help)
     kwargs: dict[str, Any] = {"dest": f.name, "default": default, "help": help_text}
     if hint is bool:
         parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)

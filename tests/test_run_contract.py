@@ -223,6 +223,18 @@ def test_sigkill_after_first_checkpoint_then_resume(case, tmp_path):
     assert not list(run.rglob("*.tmp"))
 
 
+SHARED_FLAGS = ("--env", "--seed", "--device", "--total-steps", "--n-envs", "--eval-every", "--eval-episodes",
+                "--run-dir", "--resume", "--track", "--checkpoint-every", "--torch-threads", "--no-progress")
+
+
+def test_help_offers_every_shared_flag(case, capsys):
+    """The README's sentence: every training entry point takes the shared flags (and documents them)."""
+    assert call(case, ["--help"]) == 0
+    out = capsys.readouterr().out
+    missing = [flag for flag in SHARED_FLAGS if flag not in out]
+    assert not missing, missing
+
+
 def test_core_imports_nothing_above_it():
     """classic_rl/ is the bottom layer: envs/, algos/, analysis/ pass factories in."""
     offenders = []
