@@ -179,7 +179,7 @@ def test_cli_writes_run_directory_with_curves_and_gap(tmp_path, capsys):
     assert {"train_loss", "train_cost", "epoch"} <= set(metrics[0].split(",")) and len(metrics) == 1 + 4
     evals = (run / "eval.csv").read_text().splitlines()      # initial policy, 2 and 4 epochs
     assert {"dev_cost", "test_cost", "dev_gap_pct", "best_dev_cost"} <= set(evals[0].split(",")) and len(evals) == 4
-    assert summary["rounded_test_actions"] is True and summary["lr"] == 3e-3 and summary["grad_clip"] == 0.0
+    assert summary["rounded_test_actions"] is True and summary["lr"] == 1e-2 and summary["grad_clip"] == 0.0
 
 
 def test_far_test_cost_is_flagged_in_summary(tmp_path, monkeypatch):

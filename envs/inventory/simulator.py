@@ -40,6 +40,9 @@ class Routing:
     holding: torch.Tensor      # (n_loc,)
     edge_cost: torch.Tensor    # (n_edges,)
     net_now: torch.Tensor      # (n_edges, n_loc): arrive_now - ship_out, the on-hand change of this period
+    moves_now: bool = True     # False: no edge changes on-hand within the period (one-store settings)
+    edge_costs: bool = True    # False: every edge cost is 0 (its product is skipped)
+    all_stores: bool = False   # every location is a store (no torch.where for the lost-sales clamp)
 
 
 def routing(net: Network, dtype=None) -> Routing:
@@ -57,8 +60,10 @@ def routing(net: Network, dtype=None) -> Routing:
     ship_out[edges[internal], src[internal]] = 1
     is_store = torch.arange(n_loc, device=dev) >= net.first_store
     underage = F.pad(net.underage.to(dtype), (net.first_store, 0))
+    net_now = arrive_now - ship_out
     return Routing(arrive_now, arrive_later, ship_out, is_store, underage, net.holding.to(dtype),
-                   net.edge_cost.to(dtype), arrive_now - ship_out)
+                   net.edge_cost.to(dtype), net_now, moves_now=bool(net_now.any()),
+                   edge_costs=bool(net.edge_cost.any()), all_stores=net.first_store == 0)
 
 
 def step(net: Network, route: Routing, x: torch.Tensor, q: torch.Tensor, demand: torch.Tensor):
@@ -68,7 +73,7 @@ def step(net: Network, route: Routing, x: torch.Tensor, q: torch.Tensor, demand:
     upstream locations is negative only if the policy shipped more than it had (see `rollout`)."""
     n, n_loc, k = x.shape
     demand_all = F.pad(demand, (net.first_store, 0)) if net.first_store else demand
-    post = x[..., 0] + q @ route.net_now - demand_all
+    post = x[..., 0] + q @ route.net_now - demand_all if route.moves_now else x[..., 0] - demand_all
     holding_cost = post.clamp(min=0) @ route.holding
     if net.profit:
         sales = torch.minimum(x[..., 0] + q @ route.arrive_now, demand_all)
@@ -76,8 +81,9 @@ def step(net: Network, route: Routing, x: torch.Tensor, q: torch.Tensor, demand:
     else:
         stage = holding_cost + (-post).clamp(min=0) @ route.underage
     if net.lost_sales:
-        post = torch.where(route.is_store, post.clamp(min=0), post)
-    stage = stage + q @ route.edge_cost
+        post = post.clamp(min=0) if route.all_stores else torch.where(route.is_store, post.clamp(min=0), post)
+    if route.edge_costs:
+        stage = stage + q @ route.edge_cost
     # slots shift down by one; this period's leftover joins what arrives next period (slot 0)
     x_next = F.pad(x[..., 1:], (0, 1)) + (q @ route.arrive_later).view(n, n_loc, k)
     x_next[..., 0] += post
@@ -103,11 +109,11 @@ def rollout(net: Network, policy: Policy, scen: Scenarios, route: Routing | None
     x, costs = scen.initial, []
     worst = torch.zeros((), dtype=x.dtype, device=x.device)
     upstream = net.first_store
-    for t in range(scen.periods):
+    for t, demand in enumerate(scen.demand.unbind(2)):   # one op for all periods' demand views
         q = policy(x, t)
         if round_actions:
             q = torch.round(q)
-        x, cost, post = step(net, route, x, q, scen.demand[:, :, t])
+        x, cost, post = step(net, route, x, q, demand)
         costs.append(cost)
         if check_feasible and upstream:
             worst = torch.minimum(worst, post[:, :upstream].min().detach())
