@@ -164,8 +164,8 @@ def test_fused_step_equals_the_unfused_formula(setting):
 @pytest.mark.slow
 def test_hdpo_gnn_on_transshipment_with_3_stores_reaches_one_percent_of_the_bound(tmp_path):
     """S5 (3 stores, L_s = 2, p = 9, rho = 0.5): HDPO with the GNN within 1% of the closed-form lower bound."""
-    cfg = hdpo.HDPOConfig(setting="transshipment", stores=3, policy="gnn", n_train=4096, batch_size=1024,
-                          n_dev=2048, n_test=2048, test_periods=500, test_ignore=200, epochs=150, dev_every=10,
-                          lr=3e-3, test_curve=False, progress=False, device="cpu", run_dir=str(tmp_path))
+    cfg = hdpo.HDPOConfig(env="transshipment", stores=3, policy="gnn", n_envs=1024, eval_episodes=2048,
+                          n_test=2048, test_periods=500, test_ignore=200, lr=3e-3, test_curve=False, progress=False,
+                          device="cpu", run_dir=str(tmp_path), **hdpo.epoch_budget(4096, 150, 10))
     summary = hdpo.train(cfg)
     assert summary["test_gap_pct"] < 1.0

@@ -244,7 +244,15 @@ def make_network(setting: str, lead_time: int = 4, underage_cost: float = 9.0, s
 # Scenarios
 # ----------------------------------------------------------------------------------------------------
 
-def sample_demand(net: Network, n: int, periods: int, seed: int) -> np.ndarray:
+# scenarios per multivariate-normal call: the draw is made in chunks of paths written into one (n, S, T)
+# array, so the generator's temporaries (standard normals, their product with the covariance root, the
+# transposed and clipped copies) are a chunk's size, not the whole set's (S4: 16384 x 50 x 100 float64 is
+# 655 MB per copy). The numbers are the one-call numbers bit for bit: the legacy RNG stream is sequential
+# and each row of the product only depends on its own normals (tests/test_inventory_sim.py checks it).
+DEMAND_CHUNK = 1024
+
+
+def sample_demand(net: Network, n: int, periods: int, seed: int, chunk: int = DEMAND_CHUNK) -> np.ndarray:
     """Demand array (n, S, T) drawn with numpy's legacy global RNG seeded with `seed` (+ the setting's shift)."""
     spec = net.demand
     np.random.seed(int(seed + spec.get("seed_shift", 0)))
@@ -257,8 +265,11 @@ def sample_demand(net: Network, n: int, periods: int, seed: int) -> np.ndarray:
     else:
         rho = spec.get("correlation", 0.0)
         cov = rho * np.outer(std, std) + (1 - rho) * np.diag(std ** 2)
-        out = np.random.multivariate_normal(mean, cov, size=(n, periods)).transpose(0, 2, 1)
-    return np.clip(out, 0, None) if spec.get("clip", False) else out
+        out = np.empty((n, n_stores, periods))
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            out[start:stop] = np.random.multivariate_normal(mean, cov, size=(stop - start, periods)).transpose(0, 2, 1)
+    return np.clip(out, 0, None, out=out) if spec.get("clip", False) else out
 
 
 def sample_initial(net: Network, demand: np.ndarray, sample: bool = True) -> np.ndarray:
