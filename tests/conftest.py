@@ -1,4 +1,5 @@
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -9,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)
-# Offline datasets made by tests go to a private Minari root, never the user's ~/.minari (subprocesses inherit it)
-os.environ["MINARI_DATASETS_PATH"] = os.path.join(os.environ.get("PYTEST_MINARI_ROOT", "/tmp"),
-                                                  f"classic-rl-test-minari-{os.getuid()}")
+# Offline datasets made by tests go to a fresh private Minari root, never the user's ~/.minari (subprocesses
+# inherit it)
+os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="classic-rl-test-minari-")
 
 
 @pytest.fixture(autouse=True)
