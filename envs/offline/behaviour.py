@@ -191,9 +191,21 @@ def rollout(env_id: str, schedule: Sequence[tuple[Callable, float]], seed_base: 
     return done
 
 
+_EVAL_ENVS: dict[str, list] = {}
+
+
+def _eval_envs(env_id: str, n: int) -> list:
+    """Envs reused across evaluate() calls (each episode starts with reset(seed=...), which restores the full
+    state, so reuse changes no number; it saves a MuJoCo model compile per env and checkpoint)."""
+    pool = _EVAL_ENVS.setdefault(env_id, [])
+    while len(pool) < n:
+        pool.append(gym.make(env_id))
+    return pool[:n]
+
+
 def evaluate(env_id: str, policy: Callable, episodes: int, seed: int, deterministic: bool = True) -> list[float]:
     """Mean-action (or sampled) returns of `episodes` episodes, all run in parallel, seeds seed..seed+n-1."""
-    envs = [gym.make(env_id) for _ in range(episodes)]
+    envs = _eval_envs(env_id, episodes)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
     rets = np.zeros(episodes)
     alive = np.ones(episodes, dtype=bool)
@@ -207,8 +219,6 @@ def evaluate(env_id: str, policy: Callable, episodes: int, seed: int, determinis
             obs[i] = o
             if te or tr:
                 alive[i] = False
-    for env in envs:
-        env.close()
     return rets.tolist()
 
 
