@@ -6,7 +6,7 @@ For each case (S2 one store with an MLP, S4 50 stores with an MLP and with the s
   * training: one HDPO step on the same batch (rollout, backward through time, Adam step);
 and prints periods x paths per second for both. CPU runs use `--torch-threads` threads (1 by default,
 HDPO's default). Then it trains HDPO on S4 (50 stores, the paper's 8192 training scenarios) for one epoch
-in a child process and reports that process's peak resident memory. The last line is always the S5-GNN
+in a child process and reports that process's peak resident memory (VmHWM: its own address space). The last line is always the S5-GNN
 training figure on CPU, `s5_gnn_train_periods_paths_per_s=<value>`.
 
     python -m benchmarks.inventory_throughput                       # CPU, one thread, 1024 paths
@@ -93,24 +93,36 @@ def measure(setting: str, kind: str, stores: int, batch: int, periods: int, repe
     return work / timed(evaluate, repeats, device), work / timed(train_step, repeats, device)
 
 
+# Peak RSS is VmHWM of the child's own address space: getrusage's ru_maxrss is NOT used, because on Linux it
+# survives fork + exec, so a child started from this (by then large) benchmark process reported the parent's
+# peak (3.5 GB on S4 where the training itself peaks at 1.5 GB).
 MEMORY_RUN = """
 import json, resource, sys
 from algos.hdpo import HDPOConfig, train
+from envs.inventory import settings as st
+if len(sys.argv) > 2:
+    st.sample_demand.__defaults__ = (int(sys.argv[2]),)   # scenario chunk (a huge one = one numpy draw)
+def peak_mib():
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 cfg = HDPOConfig(**json.loads(sys.argv[1]))
 summary = train(cfg)
-print("RESULT " + json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                               "train_seconds": summary["wall_time"]}))
+print("RESULT " + json.dumps({"peak_rss_mib": peak_mib(), "train_seconds": summary["wall_time"]}))
 """
 
 
-def training_memory(policy: str, threads: int, run_dir: str = "runs/benchmarks") -> dict:
+def training_memory(policy: str, threads: int, run_dir: str = "runs/benchmarks", chunk: int | None = None) -> dict:
     """Peak RSS of one HDPO epoch on S4 (50 stores, 8192 training scenarios, batch 1024, dev 8192 x 100),
     measured in a fresh child process so that nothing of this benchmark counts. The test set is kept small
     (1024 x 200): it is only evaluated once and is not what this figure is about."""
     cfg = dict(env="one_warehouse", stores=50, policy=policy, n_train=8192, n_envs=1024, eval_episodes=8192,
                n_test=1024, test_periods=200, test_ignore=100, total_steps=8192 * 50, eval_every=0,
                progress=False, device="cpu", torch_threads=threads, reference=False, run_dir=run_dir)
-    out = subprocess.run([sys.executable, "-c", MEMORY_RUN, json.dumps(cfg)], capture_output=True, text=True,
+    extra = [] if chunk is None else [str(chunk)]
+    out = subprocess.run([sys.executable, "-c", MEMORY_RUN, json.dumps(cfg), *extra], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
