@@ -240,3 +240,15 @@ def test_hdpo_lost_sales_reaches_one_percent_of_optimum(tmp_path):
                           run_dir=str(tmp_path))
     summary = hdpo.train(cfg)
     assert summary["test_gap_pct"] < 1.0
+
+
+def test_target_gap_stops_once_dev_and_test_of_the_best_dev_policy_are_within_it(tmp_path):
+    args = [*TINY_S2, "--total-steps", str(40 * EPOCH), "--eval-every", str(EPOCH), "--run-dir", str(tmp_path)]
+    summary = hdpo.train(hdpo.parse_config(hdpo.HDPOConfig, [*args, "--target-gap", "1e6"]))
+    assert "--target-gap" in summary["stopped_early"] and summary["env_steps"] == 0   # the initial policy
+    assert summary["target_wall_time"] is not None and summary["test_gap_pct"] <= 1e6
+    summary = hdpo.train(hdpo.parse_config(hdpo.HDPOConfig, [*args, "--total-steps", str(2 * EPOCH),
+                                                             "--target-gap", "1e-9"]))
+    assert summary["stopped_early"] is None and summary["target_wall_time"] is None
+    with pytest.raises(SystemExit):
+        hdpo.main([*args, "--target-gap", "1", "--no-reference"])
