@@ -333,10 +333,7 @@ class RunSession:
             fps = (self.step - self._start_step) / max(time.time() - self._start_time, 1e-9)
             self.logger.log(self.step, iteration=self.iteration, fps=round(fps, 1), **values)
             self._last_logged_iteration = self.iteration
-            post: dict[str, Any] = {"fps": int(fps)}
-            if self.last_eval is not None and self.last_eval.get("return_mean") is not None:
-                post["eval"] = self.last_eval["return_mean"]
-            self.progress.update(0, **post)
+            self.progress.update(0, fps=int(fps))
         reached = bisect.bisect_right(self._eval_points, self.step) \
             - bisect.bisect_right(self._eval_points, self.step - int(n_steps))
         if (self._due(getattr(self.cfg, "eval_every", 0), n_steps) or reached) and self._evaluate is not None:
@@ -362,6 +359,8 @@ class RunSession:
         if returns and not math.isfinite(out["return_mean"]):
             self.warn(f"evaluation return is non-finite at {self.steps_name.rstrip('s')} {self.step}")
         self.last_eval = {k: v for k, v in out.items() if isinstance(v, (int, float, str, type(None)))}
+        if self.progress is not None and returns:
+            self.progress.update(0, eval=out["return_mean"])
         return out
 
     def warn(self, message: str) -> None:
