@@ -15,7 +15,7 @@ Deep (python -m algos.parl runs into <run_dir>/parl/<env>/): A-PARL (w = --deep-
 
     python -m paper_figs.parl_alignment --scale smoke          # ~1-3 min on 2 cores: the pipeline
     python -m paper_figs.parl_alignment --scale small --parts exact     # exact testbed, 10 seeds (~5 min)
-    python -m paper_figs.parl_alignment --scale small --parts deep      # Walker2d-v5, 3 methods x 3 seeds x 100k
+    python -m paper_figs.parl_alignment --scale small --parts deep      # Walker2d-v5, 3 methods x 3 seeds x 30k
                                                                         # steps (about an hour per run on 2 cores)
 Outputs: <out>/parl_alignment-<scale>/ (tables as markdown, figures as png, raw curves as json).
 """
@@ -40,10 +40,12 @@ SCALES = {
                               "--queries-per-session", "5", "--max-feedback", "20", "--reward-updates", "5",
                               "--hidden-sizes", "32", "32", "--reward-hidden", "32", "--batch-size", "64",
                               "--eval-every", "1000", "--eval-episodes", "2", "--eval-max-steps", "200"]),
-    "small": dict(seeds=10, iters=150, util_iters=150, fd_points=3, deep_seeds=3, deep_steps=100_000,
-                  deep_flags=["--start-steps", "5000", "--num-interact", "5000", "--queries-per-session", "20",
-                              "--max-feedback", "400", "--hidden-sizes", "256", "256", "--batch-size", "256",
-                              "--eval-every", "5000", "--eval-episodes", "5"]),
+    # small deep: sized to about an hour of one core on a 2-core machine (30k env steps, 64-wide networks,
+    # 120 queries); the paper's scale needs a GPU or a cluster
+    "small": dict(seeds=10, iters=150, util_iters=150, fd_points=3, deep_seeds=3, deep_steps=30_000,
+                  deep_flags=["--start-steps", "2000", "--num-interact", "5000", "--queries-per-session", "20",
+                              "--max-feedback", "120", "--hidden-sizes", "64", "64", "--reward-hidden", "64", "64",
+                              "--batch-size", "128", "--eval-every", "2500", "--eval-episodes", "5"]),
     "paper": dict(seeds=30, iters=300, util_iters=300, fd_points=5, deep_seeds=5, deep_steps=1_000_000,
                   deep_flags=["--max-feedback", "1000"]),
 }
@@ -55,7 +57,7 @@ class FigConfig:
     """PARL alignment figures at a chosen scale."""
 
     scale: Literal["smoke", "small", "paper"] = "smoke"
-    """smoke (pipeline check), small (exact: 10 seeds x 150 iterations; deep: 3 seeds x 100k steps), paper"""
+    """smoke (pipeline check), small (exact: 10 seeds x 150 iterations; deep: 3 seeds x 30k steps), paper"""
     parts: list[str] = dataclasses.field(default_factory=lambda: ["exact", "deep"])
     """which parts to run: exact deep"""
     correction: Literal["exact", "cg", "unrolled"] = "exact"
@@ -67,7 +69,9 @@ class FigConfig:
     first_seed: int = 1000
     """seeds are first_seed, first_seed + 1, ..."""
     run_dir: str = "runs"
-    """root of the deep run directories"""
+    """root of the deep run directories (sweep slots under <run_dir>/parl_alignment/<scale>/)"""
+    workers: int = 1
+    """deep runs at a time (one CPU each)"""
     out: str = "paper_figs/out"
     """folder for figures and tables"""
 
@@ -286,33 +290,36 @@ def run_deep(cfg: FigConfig, sc: dict, out: Path, log) -> dict:
 
     import matplotlib.pyplot as plt
 
-    from algos.parl import main as parl_main
-    from classic_rl.config import run_cli as _run
+    from classic_rl.sweep import RunSpec, run_sweep
 
     methods = {f"A-PARL (w={cfg.deep_weight:g})": ["--correction-weight", str(cfg.deep_weight)],
                "PEBBLE-style (w=0)": ["--correction-weight", "0"], "oracle SAC": ["--oracle"]}
+    every = sc["deep_flags"][sc["deep_flags"].index("--eval-every") + 1] if "--eval-every" in sc["deep_flags"] \
+        else "5000"
+    # every run through the sweep runner: deterministic slots, so a rerun skips finished runs and resumes the
+    # interrupted ones from their checkpoints
+    specs = {name: [RunSpec("parl", cfg.deep_env, cfg.first_seed + i, sc["deep_steps"],
+                            extra_args=(*sc["deep_flags"], *flags, "--checkpoint-every", every))
+                    for i in range(sc["deep_seeds"])] for name, flags in methods.items()}
+    root = Path(cfg.run_dir) / "parl_alignment" / cfg.scale
+    report = run_sweep([spec for group in specs.values() for spec in group], root, workers=cfg.workers)
+    run_of = {json.dumps(r["spec"], sort_keys=True): r.get("run_dir") for r in report.results}
     curves: dict = {}
-    for name, flags in methods.items():
+    for name, group in specs.items():
         curves[name] = []
-        for i in range(sc["deep_seeds"]):
-            seed = cfg.first_seed + i
-            root = Path(cfg.run_dir) / "parl_alignment" / cfg.scale / name.split(" ")[0].replace("-", "") \
-                / f"{'oracle' if '--oracle' in flags else flags[1]}"
-            argv = ["--env", cfg.deep_env, "--seed", str(seed), "--total-steps", str(sc["deep_steps"]),
-                    *sc["deep_flags"], *flags, "--run-dir", str(root), "--no-progress"]
-            t0 = time.time()
-            rc = _run(parl_main, argv)
-            if rc != 0:
-                raise SystemExit(f"deep run failed (exit {rc}): python -m algos.parl {' '.join(argv)}")
-            run = sorted(root.rglob("eval.csv"))[-1].parent
+        for spec in group:
+            run_dir = run_of.get(json.dumps(dataclasses.asdict(spec), sort_keys=True))
+            if not run_dir or not (Path(run_dir) / "summary.json").exists():
+                raise SystemExit(f"deep run did not finish: {spec.label} (see the sweep's messages above)")
+            run = Path(run_dir)
             rows = list(csv.DictReader(open(run / "eval.csv")))
             summary = json.loads((run / "summary.json").read_text())
             curves[name].append({"steps": [int(r["env_steps"]) for r in rows],
                                  "return": [float(r["return_mean"]) for r in rows],
                                  "queries": [int(float(r.get("queries") or 0)) for r in rows],
                                  "fps": summary["fps"], "run": str(run)})
-            log(f"deep: {name} seed {seed}: {summary['env_steps']} steps in {time.time() - t0:.0f} s "
-                f"({summary['fps']:.0f} env steps/s), final eval {summary['final_eval_return']}")
+            log(f"deep: {name} seed {spec.seed}: {summary['env_steps']} steps ({summary['fps']:.0f} env steps/s), "
+                f"final eval {summary['final_eval_return']}")
     lines = [f"# PARL deep variant on {cfg.deep_env} ({cfg.scale})", "",
              "| method | seeds | final eval return (mean ± 95% CI) | queries | env steps/s |", "|---|---|---|---|---|"]
     for name, cs in curves.items():
