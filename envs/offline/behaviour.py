@@ -51,6 +51,28 @@ BEHAVIOUR_STEPS = {"hopper": 500_000, "walker2d": 700_000, "halfcheetah": 700_00
 CHECKPOINT_EVERY = 10_000
 
 
+def single_blas_thread() -> bool:
+    """Limit numpy's bundled OpenBLAS to one thread (process-wide; numbers unchanged, checked bit for bit).
+
+    The policies' small matmuls (8-20 rows x 256) cross OpenBLAS's threading threshold; on a 2-core machine
+    shared with other jobs the second thread spins and made collection 3-6x slower while using both
+    cores. Returns whether the limit could be set (False: no bundled OpenBLAS found; nothing changes)."""
+    import ctypes
+    import glob
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name)(1)
+                return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Policies in numpy
 # ---------------------------------------------------------------------------------------------------------

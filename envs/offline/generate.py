@@ -157,8 +157,10 @@ def _episodes_of(mid: str, root: Path) -> list[bh.Episode]:
 
 def generate(env: str, level: str, transitions: int | None = None, seed: int = 1, root: Path | None = None,
              force: bool = False, behaviour_steps: int | None = None, progress: bool = True, log=print) -> str:
-    """Make (or reuse) one dataset and return its Minari id."""
+    """Make (or reuse) one dataset and return its Minari id. (Limits numpy's OpenBLAS to one thread in
+    this process: behaviour.single_blas_thread.)"""
     key, level = env_key(env), check_level(level)
+    bh.single_blas_thread()
     if transitions is not None and transitions <= 0:
         raise UserError(f"--transitions must be positive, got {transitions}")
     root = Path(root) if root is not None else datasets_root()
