@@ -22,7 +22,6 @@ import time
 
 import torch
 
-from algos.hdpo import HDPOConfig, epoch_budget, train
 from classic_rl import UserError
 from classic_rl.config import parse_config, run_cli
 from envs.inventory import settings as st
@@ -50,10 +49,6 @@ class BenchConfig:
     """also report the peak resident memory of one epoch of HDPO training on S4 (8192 scenarios)"""
     memory_policy: str = "mlp"
     """policy of that memory run"""
-    time_to_gap: bool = False
-    """also train HDPO on S2 (L=4, p=9) on the first device and report the wall time to a 1% dev gap"""
-    gap_minutes: float = 10.0
-    """time limit of that training run"""
     torch_threads: int = 1
     """torch CPU threads (0 = torch default)"""
 
@@ -162,18 +157,6 @@ def main(argv=None) -> None:
         print(f"S4 (50 stores, {cfg.memory_policy}) HDPO training, 8192 scenarios, one epoch + dev 8192 x 100: "
               f"peak RSS {mem['peak_rss_mib']:.0f} MiB ({mem['train_seconds']} s)")
         print(f"s4_{cfg.memory_policy}_train_peak_rss_mib={mem['peak_rss_mib']:.0f}")
-    if cfg.time_to_gap:
-        summary = train(HDPOConfig(env="lost_sales", lead_time=4, underage_cost=9.0, lr=1e-2, n_envs=1024,
-                                   eval_episodes=2048, n_test=2048, **epoch_budget(4096, 20000, 5),
-                                   time_limit=cfg.gap_minutes, test_curve=False, progress=False,
-                                   torch_threads=cfg.torch_threads,
-                                   device=devices[0], run_dir="runs"))
-        import csv
-        with open(f"{summary['run_dir']}/eval.csv") as fh:
-            hit = [r for r in csv.DictReader(fh) if float(r["dev_gap_pct"]) <= 1.0]
-        when = f"{float(hit[0]['wall_time']):.1f} s ({hit[0]['iteration']} gradient steps)" if hit else "not reached"
-        print(f"S2 (L=4, p=9) wall time to a 1% dev gap on {devices[0]}: {when}; "
-              f"final test gap {summary['test_gap_pct']:.3f}%")
     s5 = [results[k][1] for k in results if k[0] == "cpu" and k[1] == "S5"]
     print(f"s5_gnn_train_periods_paths_per_s={s5[0]:.0f}")
 
