@@ -43,7 +43,8 @@ from algos.td3_bc import DeterministicActor, critic_loss
 from classic_rl import UserError
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.ensemble import EnsembleMLP, soft_update
-from classic_rl.offline import OfflineConfig, make_evaluator, smoothed_target_action, td3_target
+from classic_rl.offline import (OfflineConfig, make_evaluator, smoothed_target_action, td3_target,
+                                warn_if_q_diverges)
 from classic_rl.session import LoopState, RunSession
 
 
@@ -212,6 +213,7 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
     actor_params = list(actor.parameters())
     sample_rng = torch.Generator(device=device).manual_seed(cfg.seed)
     evaluator, evaluate = make_evaluator(cfg, data, make_vec_env, actor, device)
+    q_bound = data.q_bound(cfg.gamma)
     run.add_cleanup(evaluator.close)
     last = ActorStats()
 
@@ -267,13 +269,14 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
                 actor_opt.step()
                 soft_update(critic_target, critic, cfg.tau)
                 soft_update(actor_target, actor, cfg.tau)
-                if (run.iteration + cfg.policy_delay) % run.log_interval < cfg.policy_delay:
+                if (run.iteration + cfg.policy_delay) % cfg.log_every < cfg.policy_delay:  # read back only near a row
                     last.actor_loss, last.bc_lambda = actor_loss.item(), float(lam)
                     last.gate_on = (gate > 0).float().mean().item()
                     last.picked_generated = (adv_gen >= adv_data).float().mean().item()
             run.advance(1, critic_loss=q_loss.detach(), value_loss=v_loss.detach(), vae_loss=vae_l.detach(),
                         q_mean=q.detach().mean(), positive_adv_fraction=(adv_data > 0).float().mean(),
                         **last.state_dict())
+            warn_if_q_diverges(run, q.detach().mean(), q_bound)
         run.finish(headline=("normalized_score", (run.last_eval or {}).get("normalized_score")),
                    dataset=cfg.dataset)
     return run

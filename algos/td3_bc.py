@@ -27,7 +27,8 @@ from torch import nn
 
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.ensemble import EnsembleMLP, soft_update
-from classic_rl.offline import OfflineConfig, make_evaluator, smoothed_target_action, td3_target
+from classic_rl.offline import (OfflineConfig, make_evaluator, smoothed_target_action, td3_target,
+                                warn_if_q_diverges)
 from classic_rl.session import RunSession
 
 
@@ -105,6 +106,7 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
     actor_params = list(actor.parameters())
     sample_rng = torch.Generator(device=device).manual_seed(cfg.seed)
     evaluator, evaluate = make_evaluator(cfg, data, make_vec_env, actor, device)
+    q_bound = data.q_bound(cfg.gamma)
     run.add_cleanup(evaluator.close)
     lam = torch.zeros(())
     actor_loss = torch.zeros(())
@@ -135,6 +137,7 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
                 soft_update(actor_target, actor, cfg.tau)
             run.advance(1, critic_loss=q_loss.detach(), actor_loss=actor_loss.detach(), q_mean=q.detach().mean(),
                         bc_lambda=lam)
+            warn_if_q_diverges(run, q.detach().mean(), q_bound)
         run.finish(headline=("normalized_score", (run.last_eval or {}).get("normalized_score")),
                    dataset=cfg.dataset)
     return run

@@ -68,6 +68,11 @@ class OfflineData:
     ref_max: float
     action_high: float = 1.0
 
+    def q_bound(self, gamma: float) -> float:
+        """The largest |Q| any policy can have on this data: max |r| / (1 - gamma) (inf for gamma = 1)."""
+        r_max = float(self.buffer.rewards[:self.buffer.size].abs().max())
+        return r_max / (1 - gamma) if gamma < 1 else math.inf
+
     def normalized_score(self, ret: float) -> float:
         return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
 
@@ -83,6 +88,16 @@ def smoothed_target_action(actor_target: Callable[[torch.Tensor], torch.Tensor],
     action = actor_target(next_obs)
     noise = (torch.randn_like(action) * noise_std).clamp(-noise_clip, noise_clip)
     return (action + noise).clamp(-high, high)
+
+
+def warn_if_q_diverges(run: Any, q_mean: torch.Tensor, bound: float) -> None:
+    """On logging iterations, warn (summary.json too) when the mean Q estimate leaves the range any policy
+    could reach on the data: the critic is extrapolating out of distribution and diverging."""
+    if run.iteration % run.log_every or any("the critic is diverging" in w for w in run.warnings):
+        return  # checked on logging iterations only (one device sync), and reported once
+    if float(q_mean) > bound:
+        run.warn(f"mean Q estimate {float(q_mean):.4g} exceeds max|r| / (1 - gamma) = {bound:.4g} at gradient step "
+                 f"{run.step}: the critic is diverging (extrapolation out of the data)")
 
 
 def make_evaluator(cfg: OfflineConfig, data: OfflineData, make_envs: Callable[..., Any],

@@ -120,3 +120,17 @@ def test_a2pr_presets_follow_the_dataset():
     assert a2pr.presets("mujoco/halfcheetah/medium-v0")["alpha"] == 40.0
     assert a2pr.presets("walker2d-expert")["mask"] == 1.0
     assert a2pr.presets("something-else") == {}
+
+
+def test_q_divergence_warning_fires_once_above_the_return_bound():
+    from types import SimpleNamespace
+
+    from classic_rl.offline import warn_if_q_diverges
+
+    warned = []
+    run = SimpleNamespace(iteration=10, log_every=10, step=10, warnings=warned, warn=warned.append)
+    warn_if_q_diverges(run, torch.tensor(50.0), bound=100.0)
+    assert not warned
+    warn_if_q_diverges(run, torch.tensor(150.0), bound=100.0)
+    warn_if_q_diverges(run, torch.tensor(250.0), bound=100.0)
+    assert len(warned) == 1 and "diverging" in warned[0]
