@@ -39,12 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algos.td3_bc import DeterministicActor, critic_loss
-from classic_rl import UserError
 from classic_rl.config import parse_config, require, run_cli
-from classic_rl.ensemble import EnsembleMLP, soft_update
-from classic_rl.offline import (OfflineConfig, make_evaluator, smoothed_target_action, td3_target,
-                                warn_if_q_diverges)
+from classic_rl.ensemble import soft_update
+from classic_rl.offline import (OfflineConfig, TD3Networks, critic_loss, make_evaluator, smoothed_target_action,
+                                td3_target, warn_if_q_diverges)
 from classic_rl.session import LoopState, RunSession
 
 
@@ -198,16 +196,11 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
     data = load_offline_data(cfg.dataset, device, normalize_obs=cfg.normalize_obs, env=cfg.env)
     buffer, high = data.buffer, data.action_high
     obs_dim, act_dim = buffer.obs.shape[1], buffer.actions.shape[1]
-    actor = DeterministicActor(obs_dim, act_dim, cfg.actor_hidden_sizes, high).to(device)
-    actor_target = DeterministicActor(obs_dim, act_dim, cfg.actor_hidden_sizes, high).to(device)
-    critic = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden_sizes).to(device)
-    critic_target = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden_sizes).to(device)
-    actor_target.load_state_dict(actor.state_dict())
-    critic_target.load_state_dict(critic.state_dict())
+    nets = TD3Networks.build(obs_dim, act_dim, cfg.actor_hidden_sizes, cfg.hidden_sizes, high, cfg.lr, device)
+    actor, actor_target, critic, critic_target = nets.actor, nets.actor_target, nets.critic, nets.critic_target
+    actor_opt, critic_opt = nets.actor_opt, nets.critic_opt
     value = _mlp(obs_dim, cfg.hidden_sizes, 1).to(device)
     vae = ConditionalVAE(obs_dim, act_dim, cfg.vae_hidden_sizes, high).to(device)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr, fused=True)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, fused=True)
     value_opt = torch.optim.Adam(value.parameters(), lr=cfg.lr, fused=True)
     vae_opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr, fused=True)
     actor_params = list(actor.parameters())
@@ -218,8 +211,7 @@ def train(cfg: A2PRConfig, argv: Sequence[str] | None = None) -> RunSession:
     last = ActorStats()
 
     with run:
-        run.track(actor=actor, actor_target=actor_target, critic=critic, critic_target=critic_target,
-                  value=value, vae=vae, actor_opt=actor_opt, critic_opt=critic_opt, value_opt=value_opt,
+        run.track(**nets.tracked(), value=value, vae=vae, value_opt=value_opt,
                   vae_opt=vae_opt, sample_rng=sample_rng, actor_stats=last, evaluate=evaluate)
         while run.step < cfg.total_steps:
             b = buffer.sample(cfg.batch_size, sample_rng)

@@ -23,12 +23,11 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from classic_rl.config import parse_config, require, run_cli
-from classic_rl.ensemble import EnsembleMLP, soft_update
-from classic_rl.offline import (OfflineConfig, make_evaluator, smoothed_target_action, td3_target,
-                                warn_if_q_diverges)
+from classic_rl.ensemble import soft_update
+from classic_rl.offline import (OfflineConfig, TD3Networks, critic_loss, make_evaluator, smoothed_target_action,
+                                td3_target, warn_if_q_diverges)
 from classic_rl.session import RunSession
 
 
@@ -59,27 +58,6 @@ class TD3BCConfig(OfflineConfig):
         require(self.alpha >= 0, f"--alpha must be >= 0, got {self.alpha}")
 
 
-class DeterministicActor(nn.Module):
-    """s -> hidden (ReLU) -> a_max tanh(.)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], high: float = 1.0):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for width in hidden_sizes:
-            layers += [nn.Linear(obs_dim, width), nn.ReLU()]
-            obs_dim = width
-        self.net = nn.Sequential(*layers, nn.Linear(obs_dim, act_dim), nn.Tanh())
-        self.high = high
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.high * self.net(obs)
-
-
-def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sum over ensemble members of the mean squared TD error; q: [members, B, 1], target: [B]."""
-    return F.mse_loss(q.squeeze(-1), target.expand(q.shape[0], -1), reduction="none").mean(1).sum()
-
-
 def td3_bc_actor_loss(q_pi: torch.Tensor, pi: torch.Tensor, data_actions: torch.Tensor, alpha: float):
     """-lambda mean Q(s, pi(s)) + mean (pi(s) - a)^2 with lambda = alpha / mean|Q| (no gradient)."""
     lam = alpha / q_pi.abs().mean().detach()
@@ -95,14 +73,9 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
     data = load_offline_data(cfg.dataset, device, normalize_obs=cfg.normalize_obs, env=cfg.env)
     buffer, high = data.buffer, data.action_high
     obs_dim, act_dim = buffer.obs.shape[1], buffer.actions.shape[1]
-    actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_sizes, high).to(device)
-    critic = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden_sizes).to(device)
-    actor_target = DeterministicActor(obs_dim, act_dim, cfg.hidden_sizes, high).to(device)
-    critic_target = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden_sizes).to(device)
-    actor_target.load_state_dict(actor.state_dict())
-    critic_target.load_state_dict(critic.state_dict())
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr, fused=True)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, fused=True)
+    nets = TD3Networks.build(obs_dim, act_dim, cfg.hidden_sizes, cfg.hidden_sizes, high, cfg.lr, device)
+    actor, actor_target, critic, critic_target = nets.actor, nets.actor_target, nets.critic, nets.critic_target
+    actor_opt, critic_opt = nets.actor_opt, nets.critic_opt
     actor_params = list(actor.parameters())
     sample_rng = torch.Generator(device=device).manual_seed(cfg.seed)
     evaluator, evaluate = make_evaluator(cfg, data, make_vec_env, actor, device)
@@ -112,8 +85,7 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
     actor_loss = torch.zeros(())
 
     with run:
-        run.track(actor=actor, critic=critic, actor_target=actor_target, critic_target=critic_target,
-                  actor_opt=actor_opt, critic_opt=critic_opt, sample_rng=sample_rng, evaluate=evaluate)
+        run.track(**nets.tracked(), sample_rng=sample_rng, evaluate=evaluate)
         while run.step < cfg.total_steps:
             b = buffer.sample(cfg.batch_size, sample_rng)
             with torch.no_grad():

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from classic_rl.buffers import ReplayBuffer
 from classic_rl.config import RunConfig, require
+from classic_rl.ensemble import EnsembleMLP
 from classic_rl.evaluation import Evaluator
 
 
@@ -75,6 +78,56 @@ class OfflineData:
 
     def normalized_score(self, ret: float) -> float:
         return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
+
+
+class DeterministicActor(nn.Module):
+    """s -> hidden (ReLU) -> a_max tanh(.)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], high: float = 1.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden_sizes:
+            layers += [nn.Linear(obs_dim, width), nn.ReLU()]
+            obs_dim = width
+        self.net = nn.Sequential(*layers, nn.Linear(obs_dim, act_dim), nn.Tanh())
+        self.high = high
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.high * self.net(obs)
+
+
+@dataclass
+class TD3Networks:
+    """TD3's actor and twin critics (one batched ensemble), their target copies and Adam optimizers."""
+
+    actor: DeterministicActor
+    actor_target: DeterministicActor
+    critic: EnsembleMLP
+    critic_target: EnsembleMLP
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+
+    @classmethod
+    def build(cls, obs_dim: int, act_dim: int, actor_hidden: Sequence[int], critic_hidden: Sequence[int],
+              high: float, lr: float, device: torch.device) -> "TD3Networks":
+        actor = DeterministicActor(obs_dim, act_dim, actor_hidden, high).to(device)
+        actor_target = DeterministicActor(obs_dim, act_dim, actor_hidden, high).to(device)
+        critic = EnsembleMLP(2, obs_dim + act_dim, critic_hidden).to(device)
+        critic_target = EnsembleMLP(2, obs_dim + act_dim, critic_hidden).to(device)
+        actor_target.load_state_dict(actor.state_dict())
+        critic_target.load_state_dict(critic.state_dict())
+        return cls(actor, actor_target, critic, critic_target,
+                   torch.optim.Adam(actor.parameters(), lr=lr, fused=True),
+                   torch.optim.Adam(critic.parameters(), lr=lr, fused=True))
+
+    def tracked(self) -> dict[str, Any]:
+        """Everything a checkpoint holds, by name (for RunSession.track)."""
+        return dict(vars(self))
+
+
+def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum over ensemble members of the mean squared TD error; q: [members, B, 1], target: [B]."""
+    return F.mse_loss(q.squeeze(-1), target.expand(q.shape[0], -1), reduction="none").mean(1).sum()
 
 
 def td3_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
