@@ -2,7 +2,8 @@
 
     python -m paper_figs.bpo_vs_ppo_suite --scale smoke    # pipeline check, ~1-2 min on 2 cores (numbers mean nothing)
     python -m paper_figs.bpo_vs_ppo_suite --scale small    # 3 envs x 5 seeds x 2 algos x 300k steps, 2 workers:
-                                                           # about an hour on a 2-core machine (estimate)
+                                                           # ~2 h on a 2-core machine (measured: 5-9 min per
+                                                           # run per core), resumable across sessions
     python -m paper_figs.bpo_vs_ppo_suite --scale small --backend ray --address auto --workers 8
 
 Every run goes through the sweep runner (classic_rl.sweep): deterministic run slots under OUT/runs, so an
