@@ -7,7 +7,8 @@
 
 Both methods run in algos.pdppo's loop with the authors' latest settings: "pdppo" (two critics, A = max) and
 "ppo-authors" (`--critics pre-only`: the authors' PPO baseline, same actor, buffer and optimisers), so they
-differ in the critics only (both write runs/pdppo/<env>/...; summary.json's `variant` tells them apart).
+differ in the critics only (both are algos.pdppo runs, in slots of their own; summary.json's `variant` tells
+them apart).
 `--generic-ppo` also runs the toolkit's algos.ppo (its own GAE/minibatch settings; its train_return_mean is
 a 100-episode mean logged every rollout, so only its max is compared).
 `--frozen-trunk` reproduces the authors' optimisers exactly (actor trunk frozen at its random init).
@@ -16,14 +17,20 @@ episodes (4 000 steps; algos.pdppo's `window_return`); "max reward" = its maximu
 "cumulative reward" = the sum of the window values; mean +/- sd over seeds and one-sided Welch t-tests
 (PDPPO > the other method). A campaign heuristic
 (envs/lotsizing/heuristic.py, tuned on its own seeds) gives an absolute yardstick.
-Runs go to <run-dir>/<scale>/..., the figure and table to <out>/<scale>-<instance>.{png,md}.
+Every training run is a plain `python -m algos.pdppo` (or `algos.ppo`) process launched through the sweep
+runner `classic_rl.sweep`, in a deterministic slot <run-dir>/<scale>/<algo>/<env>/<flags hash>/seed<S>
+(its stdout.log and stderr.log beside the run directory; <run-dir>/<scale>/sweep.json lists the last
+invocation's outcome of every run). Re-running the same command skips the finished runs and resumes the
+interrupted ones from their latest checkpoint (saved every `checkpoint_every` env steps of the scale); a
+larger --total-steps extends finished runs. A failed run is reported with its command and the tail of its
+stderr and does not stop the others (the figure uses the runs that finished; the exit status is then 1).
+`--workers N` runs N training processes at a time (`--jobs` is its old name).
+The figure and table go to <out>/<scale>-<instance>.{png,md}.
 """
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -34,11 +41,14 @@ from analysis.stats import bootstrap_ci, curves_on_grid
 from classic_rl import UserError
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.runlog import atomic_write_text
+from classic_rl.sweep import RunSpec, plan, run_sweep
 
-SCALES = {  # total env steps, logging window, seeds, evaluation episodes at the end
-    "smoke": dict(total_steps=4000, window_steps=800, seeds=[1, 2], eval_episodes=4),
-    "small": dict(total_steps=48_000, window_steps=4000, seeds=[1, 2, 3, 4, 5], eval_episodes=40),
-    "paper": dict(total_steps=1_000_000, window_steps=4000, seeds=list(range(1, 21)), eval_episodes=40),
+SCALES = {  # total env steps, logging window, seeds, evaluation episodes at the end, resumable checkpoints
+    "smoke": dict(total_steps=4000, window_steps=800, seeds=[1, 2], eval_episodes=4, checkpoint_every=800),
+    "small": dict(total_steps=48_000, window_steps=4000, seeds=[1, 2, 3, 4, 5], eval_episodes=40,
+                  checkpoint_every=8000),
+    "paper": dict(total_steps=1_000_000, window_steps=4000, seeds=list(range(1, 21)), eval_episodes=40,
+                  checkpoint_every=50_000),
 }
 METHODS = {"pdppo": ["--critics", "dual-split"], "ppo-authors": ["--critics", "pre-only"]}
 # The authors' logged training return (40-episode mean every 4 000 steps), best value within the first
@@ -66,8 +76,10 @@ class FigConfig:
     """override the scale's seeds"""
     total_steps: Optional[int] = None
     """override the scale's env steps per run"""
-    jobs: int = 1
+    workers: int = 1
     """training processes run at once (each uses one CPU thread)"""
+    jobs: Optional[int] = None
+    """old name of --workers (overrides it when given)"""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """device of every training run"""
     train: bool = True
@@ -82,7 +94,8 @@ class FigConfig:
     """folder for the figure and the markdown table"""
 
     def validate(self) -> None:
-        require(self.jobs > 0, f"--jobs must be positive, got {self.jobs}")
+        require(self.workers > 0, f"--workers must be positive, got {self.workers}")
+        require(self.jobs is None or self.jobs > 0, f"--jobs must be positive, got {self.jobs}")
         require(self.total_steps is None or self.total_steps > 0, "--total-steps must be positive")
         require(not self.seeds or all(s >= 0 for s in self.seeds), "--seeds must be non-negative")
 
@@ -95,47 +108,28 @@ def method(run: Run) -> str:
     return run.summary.get("variant", run.algo)
 
 
-def completed(root: Path, algo: str, name: str, env: str, seed: int, steps: int) -> bool:
-    """A finished run of this algorithm (module) / method / env / seed with at least `steps` env steps exists."""
-    folder = root / algo / env
-    if not folder.is_dir():
-        return False
-    for run in load_runs([str(folder)]):
-        if run.seed == seed and method(run) == name and int(run.summary.get("env_steps", 0)) >= steps:
-            return True
-    return False
-
-
-def training_commands(cfg: FigConfig, scale: dict, root: Path) -> list[tuple[str, list[str]]]:
+def run_specs(cfg: FigConfig, scale: dict, generic_ppo: bool = False) -> list[RunSpec]:
+    """The figure's training runs as sweep entries, seed by seed: algos.pdppo as "pdppo" and "ppo-authors"
+    (METHODS), and algos.ppo when `generic_ppo`. The flags enter each slot's hash, so the two methods (and a
+    frozen trunk) never share a slot; total_steps does not, so a larger --total-steps extends a run."""
     env = f"LotSizing-{cfg.instance}"
-    common = ["--env", env, "--total-steps", str(scale["total_steps"]), "--run-dir", str(root), "--no-progress",
-              "--device", cfg.device]
-    todo = []
+    common = ("--eval-every", "0", "--eval-episodes", str(scale["eval_episodes"]),
+              "--checkpoint-every", str(scale["checkpoint_every"]), "--device", cfg.device)
+    trunk = ("--no-train-actor-trunk",) if cfg.frozen_trunk else ()
+    specs = []
     for seed in scale["seeds"]:
-        for algo, flags in METHODS.items():
-            if not completed(root, "pdppo", algo, env, seed, scale["total_steps"]):
-                todo.append((f"{algo} seed {seed}", [sys.executable, "-m", "algos.pdppo", *common, "--seed", str(seed),
-                                                    "--window-steps", str(scale["window_steps"]), "--eval-every", "0",
-                                                    "--eval-episodes", str(scale["eval_episodes"]), *flags,
-                                                    *(["--no-train-actor-trunk"] if cfg.frozen_trunk else [])]))
-        if cfg.generic_ppo and not completed(root, "ppo", "ppo", env, seed, scale["total_steps"]):
-            todo.append((f"ppo seed {seed}", [sys.executable, "-m", "algos.ppo", *common, "--seed", str(seed),
-                                              "--torch-threads", "1", "--eval-every", "0",
-                                              "--eval-episodes", str(scale["eval_episodes"])]))
-    return todo
+        for flags in METHODS.values():
+            specs.append(RunSpec("pdppo", env, seed, scale["total_steps"],
+                                 extra_args=(*common, "--window-steps", str(scale["window_steps"]), *flags, *trunk)))
+        if generic_ppo:
+            specs.append(RunSpec("ppo", env, seed, scale["total_steps"], extra_args=(*common, "--torch-threads", "1")))
+    return specs
 
 
-def run_all(todo: list[tuple[str, list[str]]], jobs: int, log_dir: Path) -> None:
-    log_dir.mkdir(parents=True, exist_ok=True)
-
-    def one(item: tuple[str, list[str]]) -> tuple[str, int]:
-        name, cmd = item
-        with open(log_dir / (name.replace(" ", "_") + ".log"), "w") as log:
-            return name, subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-
-    with ThreadPoolExecutor(jobs) as pool:
-        for name, code in pool.map(one, todo):
-            print(f"  {name}: {'done' if code == 0 else f'FAILED (exit {code}, see {log_dir})'}", flush=True)
+def finished_runs(specs: list[RunSpec], root: Path) -> list[Run]:
+    """The finished run (status done, at least the spec's env steps) in each spec's slot, where there is one."""
+    dirs = [str(run_dir) for state, run_dir in (plan(spec, root) for spec in specs) if state == "skip"]
+    return load_runs(dirs) if dirs else []
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -251,16 +245,15 @@ def main(argv=None) -> None:
     scale["total_steps"] = cfg.total_steps or scale["total_steps"]
     tag = cfg.scale + ("-frozen-trunk" if cfg.frozen_trunk else "")
     root = Path(cfg.run_dir) / tag
-    env = f"LotSizing-{cfg.instance}"
+    failed = 0
     if cfg.train:
-        todo = training_commands(cfg, scale, root)
-        print(f"{len(todo)} training runs to do ({cfg.jobs} at a time), logs in {root / 'logs'}", flush=True)
-        run_all(todo, cfg.jobs, root / "logs")
-    folders = [str(p) for p in root.glob(f"*/{env}") if p.is_dir()]
-    if not folders:
-        raise UserError(f"no runs under {root}/*/{env}: run without --no-train first")
-    runs = [r for r in load_runs(folders) if r.seed in scale["seeds"]
-            and int(r.summary.get("env_steps", 0)) >= scale["total_steps"]]
+        workers = cfg.jobs if cfg.jobs is not None else cfg.workers
+        failed = len(run_sweep(run_specs(cfg, scale, cfg.generic_ppo), root, workers=workers).failed)
+    # every finished run of the figure's slots, algos.ppo's too where an earlier --generic-ppo left them
+    runs = finished_runs(run_specs(cfg, scale, generic_ppo=True), root)
+    if not runs:
+        raise UserError(f"no finished runs under {root}: " + ("every run failed, see the messages above"
+                                                             if cfg.train else "run without --no-train first"))
     groups: dict[str, list[Run]] = {}
     for r in runs:
         groups.setdefault(method(r), []).append(r)
@@ -272,6 +265,10 @@ def main(argv=None) -> None:
     atomic_write_text(out / f"{tag}-{cfg.instance}.md", table + f"\n![curves]({png.name})\n")
     print(table)
     print(f"figure: {png}\ntable: {out / f'{tag}-{cfg.instance}.md'}")
+    if failed:
+        print(f"{failed} training run(s) failed (see above); the figure shows the runs that finished",
+              file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,41 @@ def test_paper_metrics_and_welch_by_hand():
     assert all(math.isnan(x) for x in welch_greater(a[:1], b))
 
 
+
+def test_lotsizing_figure_runs_go_through_the_sweep_runner(tmp_path):
+    """paper_figs.pdppo_lotsizing at the smoke scale: 2 seeds x (pdppo, ppo-authors) sweep entries, each in a
+    slot of its own, each a command algos.pdppo parses into the figure's settings; a finished run in a slot
+    is the one analysed, and a larger budget makes it unfinished again (the runner then extends it)."""
+    from algos.ppo import PPOConfig
+    from classic_rl.sweep import plan
+    from paper_figs.pdppo_lotsizing import SCALES, FigConfig, finished_runs, method, run_specs
+
+    specs = run_specs(FigConfig(), dict(SCALES["smoke"]))
+    assert [(s.algo, s.env, s.seed, s.total_steps) for s in specs] == \
+        [("pdppo", "LotSizing-15x5", seed, 4000) for seed in (1, 1, 2, 2)]
+    assert len({s.slot(tmp_path) for s in specs}) == 4
+    for spec, critics in zip(specs, ["dual-split", "pre-only"] * 2):
+        cmd = spec.fresh_command(tmp_path)
+        assert cmd[1:3] == ["-m", "algos.pdppo"]
+        cfg = parse_config(PDPPOConfig, cmd[3:])
+        assert (cfg.critics, cfg.seed, cfg.total_steps, cfg.window_steps, cfg.eval_every, cfg.eval_episodes,
+                cfg.checkpoint_every, cfg.train_actor_trunk, cfg.device, cfg.run_dir) == \
+            (critics, spec.seed, 4000, 800, 0, 4, 800, True, "cpu", str(spec.slot(tmp_path)))
+    more = run_specs(FigConfig(frozen_trunk=True, instance="25x15"), dict(SCALES["smoke"], seeds=[3]),
+                     generic_ppo=True)
+    assert [(s.algo, s.env, s.seed) for s in more] == [("pdppo", "LotSizing-25x15", 3)] * 2 + \
+        [("ppo", "LotSizing-25x15", 3)]
+    assert not parse_config(PDPPOConfig, more[0].fresh_command(tmp_path)[3:]).train_actor_trunk
+    assert parse_config(PPOConfig, more[2].fresh_command(tmp_path)[3:]).eval_episodes == 4
+
+    run_dir = specs[2].slot(tmp_path) / "2-20260101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"algo": "pdppo", "env": "LotSizing-15x5", "seed": 2}))
+    (run_dir / "summary.json").write_text(json.dumps({"status": "done", "env_steps": 4000, "variant": "pdppo"}))
+    assert [plan(s, tmp_path)[0] for s in specs] == ["start", "start", "skip", "start"]
+    assert [(method(r), r.seed) for r in finished_runs(specs, tmp_path)] == [("pdppo", 2)]
+    assert finished_runs(run_specs(FigConfig(), dict(SCALES["smoke"], total_steps=8000)), tmp_path) == []
+
 def test_frozen_lake_pre_only_resume_equals_uninterrupted(tmp_path):
     """The contract test resumes lot-sizing dual-split; here the other env and the one-critic layout."""
     extra = ["--env", "FrozenLakePD-8x8", "--critics", "pre-only", "--hidden-sizes", "16", "--eval-every", "400"]
