@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from classic_rl.config import parse_config, require, run_cli
-from classic_rl.ensemble import soft_update
+from classic_rl.ensemble import adam_step, soft_update
 from classic_rl.offline import (OfflineConfig, TD3Networks, critic_loss, make_evaluator, smoothed_target_action,
                                 td3_target, warn_if_q_diverges)
 from classic_rl.session import RunSession
@@ -97,19 +97,19 @@ def train(cfg: TD3BCConfig, argv: Sequence[str] | None = None) -> RunSession:
             q_loss = critic_loss(q, y)
             critic_opt.zero_grad(set_to_none=True)
             q_loss.backward()
-            critic_opt.step()
+            adam_step(critic_opt)  # = critic_opt.step(), without its per-call Python overhead
             if (run.iteration + 1) % cfg.policy_delay == 0:
                 pi = actor(b["obs"])
                 q_pi = critic(torch.cat([b["obs"], pi], -1), members=slice(0, 1))[0]
                 actor_loss, lam = td3_bc_actor_loss(q_pi, pi, b["actions"], cfg.alpha)
                 actor_opt.zero_grad(set_to_none=True)
                 actor_loss.backward(inputs=actor_params)  # no critic weight gradients: only the actor steps
-                actor_opt.step()
+                adam_step(actor_opt)
                 soft_update(critic_target, critic, cfg.tau)
                 soft_update(actor_target, actor, cfg.tau)
-            run.advance(1, critic_loss=q_loss.detach(), actor_loss=actor_loss.detach(), q_mean=q.detach().mean(),
-                        bc_lambda=lam)
-            warn_if_q_diverges(run, q.detach().mean(), q_bound)
+            q_mean = q.detach().mean()
+            run.advance(1, critic_loss=q_loss.detach(), actor_loss=actor_loss.detach(), q_mean=q_mean, bc_lambda=lam)
+            warn_if_q_diverges(run, q_mean, q_bound)
         run.finish(headline=("normalized_score", (run.last_eval or {}).get("normalized_score")),
                    dataset=cfg.dataset)
     return run

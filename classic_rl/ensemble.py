@@ -14,6 +14,10 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "elu": nn.functional.elu}
+ALL = slice(None)
+"""`members` default: every member. Then the stacked parameters are used as they are, not through a slice view
+(autograd's backward of a slice allocates a zeroed full-size gradient and copies into it: one fill and one copy
+of every weight per backward pass, ~10% of a TD3+BC gradient step on CPU)."""
 
 
 class EnsembleLinear(nn.Module):
@@ -23,8 +27,10 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_members, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_members, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: slice = ALL) -> torch.Tensor:
         """x: [E', B, in] -> [E', B, out] for the members selected by `members` (all by default)."""
+        if members == ALL:
+            return torch.baddbmm(self.bias, x, self.weight)
         return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
@@ -37,9 +43,9 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_members, 1, dim))
         self.eps = eps
 
-    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
-        return torch.addcmul(self.bias[members], nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps),
-                             self.weight[members])
+    def forward(self, x: torch.Tensor, members: slice = ALL) -> torch.Tensor:
+        bias, weight = (self.bias, self.weight) if members == ALL else (self.bias[members], self.weight[members])
+        return torch.addcmul(bias, nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps), weight)
 
 
 class EnsembleMLP(nn.Module):
@@ -56,7 +62,7 @@ class EnsembleMLP(nn.Module):
         self.out = EnsembleLinear(n_members, dims[-1], out_dim)
         self.act = ACTIVATIONS[activation]
 
-    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: slice = ALL) -> torch.Tensor:
         """[B, in] or [E', B, in] -> [E', B, out]; `members` selects a subset (TD3's actor loss needs only
         Q_1: `members=slice(0, 1)` computes one member instead of all)."""
         if x.dim() == 2:
@@ -73,3 +79,40 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, one fused op over all parameters."""
     with torch.no_grad():
         torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def adam_step(opt: torch.optim.Optimizer) -> None:
+    """`opt.step()` of a plain fused torch Adam (one param group; no amsgrad, weight decay, maximize or hooks)
+    as the very kernel call Adam.step makes (`_foreach_add_` of the step counters, then `_fused_adam_` with the
+    group's lr / betas / eps), without Optimizer.step's per-call Python bookkeeping: the same numbers, and the
+    optimizer's state stays where state_dict() / load_state_dict() find it. Anything else -- another
+    optimizer, a state not created yet (the first step), a missing gradient, a tensor lr -- goes to opt.step()."""
+    from torch.optim import optimizer as _optim
+
+    group = opt.param_groups[0]
+    if (type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1 or not group.get("fused")
+            or group["amsgrad"] or group["weight_decay"] or group["maximize"] or group.get("decoupled_weight_decay")
+            or group.get("differentiable") or not isinstance(group["lr"], float)
+            or not all(isinstance(b, float) for b in group["betas"])
+            or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+            or _optim._global_optimizer_pre_hooks or _optim._global_optimizer_post_hooks):
+        opt.step()
+        return
+    params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+    first = group["params"][0]
+    for p in group["params"]:
+        state = opt.state.get(p)
+        if (p.grad is None or not state or p.grad.is_sparse or p.device != first.device or p.dtype != first.dtype
+                or state["step"].device != p.device):
+            opt.step()
+            return
+        params.append(p)
+        grads.append(p.grad)
+        exp_avgs.append(state["exp_avg"])
+        exp_avg_sqs.append(state["exp_avg_sq"])
+        steps.append(state["step"])
+    with torch.no_grad():
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                           beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=0.0, eps=group["eps"],
+                           maximize=False, grad_scale=None, found_inf=None)

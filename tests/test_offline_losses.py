@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from algos import a2pr, td3_bc
-from classic_rl.ensemble import EnsembleMLP, soft_update
+from classic_rl.ensemble import EnsembleMLP, adam_step, soft_update
 from classic_rl.offline import critic_loss, smoothed_target_action, td3_target
 
 
@@ -31,6 +31,39 @@ def test_ensemble_equals_separate_networks_and_layer_norm():
         torch.testing.assert_close(net(x, members=slice(1, 2))[0], out[1])  # one member alone
     # members start different (independent initialisation)
     assert not torch.allclose(net.hidden[0].weight[0], net.hidden[0].weight[1])
+
+
+def test_adam_step_is_bitwise_adam_step_and_keeps_its_state():
+    def make():
+        torch.manual_seed(0)
+        net = EnsembleMLP(2, 5, [8, 8])
+        return net, torch.optim.Adam(net.parameters(), lr=1e-2, fused=True)
+
+    def grads(net, seed):
+        net.zero_grad(set_to_none=True)
+        net(torch.randn(4, 5, generator=torch.Generator().manual_seed(seed))).pow(2).mean().backward()
+
+    (ref, ref_opt), (new, new_opt) = make(), make()
+    for t in range(5):
+        for net, opt, step in ((ref, ref_opt, ref_opt.step), (new, new_opt, lambda: adam_step(new_opt))):
+            grads(net, t)
+            step()
+        for a, b in zip(ref.parameters(), new.parameters()):
+            assert torch.equal(a, b)
+    sd = new_opt.state_dict()  # the state stays the optimizer's: a checkpoint round trip continues the same
+    assert all(float(s["step"]) == 5 for s in sd["state"].values())
+    again, again_opt = make()
+    again.load_state_dict(new.state_dict())
+    again_opt.load_state_dict(sd)
+    for net, opt, step in ((ref, ref_opt, ref_opt.step), (again, again_opt, lambda: adam_step(again_opt))):
+        grads(net, 9)
+        step()
+    for a, b in zip(ref.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+    sgd = torch.optim.SGD(again.parameters(), lr=0.1)  # anything else is opt.step()
+    before = [p.detach().clone() for p in again.parameters()]
+    adam_step(sgd)
+    assert not any(torch.equal(a, b) for a, b in zip(before, again.parameters()))
 
 
 def test_soft_update_is_polyak_average():
