@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from classic_rl.buffers import ReplayBuffer
-from classic_rl.ensemble import EnsembleMLP, soft_update
+from classic_rl.ensemble import EnsembleMLP, adam_step, ensemble_linear, soft_update
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = math.log(2.0)
@@ -111,7 +111,7 @@ def subset_forward(net: EnsembleMLP, x: torch.Tensor, idx: torch.Tensor) -> torc
             h = torch.addcmul(norm.bias.index_select(0, idx), F.layer_norm(h, h.shape[-1:], eps=norm.eps),
                               norm.weight.index_select(0, idx))
         h = net.act(h)
-    return torch.baddbmm(net.out.bias.index_select(0, idx), h, net.out.weight.index_select(0, idx))
+    return ensemble_linear(h, net.out.weight.index_select(0, idx), net.out.bias.index_select(0, idx))
 
 
 def interleave(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -198,9 +198,9 @@ class SAC:
         self.critic_target.requires_grad_(False)
         self.temperature = Temperature(s.init_temperature).to(device)
         self.target_entropy = -float(act_dim) if s.target_entropy is None else float(s.target_entropy)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=s.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=s.lr)
-        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=s.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=s.lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=s.lr, fused=True)
+        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=s.lr, fused=True)
         self._critic_params = list(self.critic.parameters())
         self._actor_params = list(self.actor.parameters())
 
@@ -233,7 +233,7 @@ class SAC:
         loss = ensemble_critic_loss(q, y)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.critic_opt.step()
+        adam_step(self.critic_opt)
         soft_update(self.critic_target, self.critic, s.tau)
         return {"critic_loss": loss.detach(), "q_mean": q.detach().mean()}
 
@@ -243,12 +243,12 @@ class SAC:
         loss = sac_actor_loss(logp, self.q(obs, a), alpha)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=self._actor_params)  # only the actor's gradients
-        self.actor_opt.step()
+        adam_step(self.actor_opt)
         entropy = -logp.detach().mean()
         t_loss = temperature_loss(self.temperature.log_alpha, entropy, self.target_entropy)
         self.temp_opt.zero_grad(set_to_none=True)
         t_loss.backward()
-        self.temp_opt.step()
+        adam_step(self.temp_opt)
         return {"actor_loss": loss.detach(), "entropy": entropy, "temperature": alpha,
                 "temperature_loss": t_loss.detach()}
 

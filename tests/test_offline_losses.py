@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from algos import a2pr, td3_bc
-from classic_rl.ensemble import EnsembleMLP, adam_step, soft_update
+from classic_rl.ensemble import EnsembleMLP, adam_step, ensemble_linear, soft_update
 from classic_rl.offline import critic_loss, smoothed_target_action, td3_target
 
 
@@ -31,6 +31,21 @@ def test_ensemble_equals_separate_networks_and_layer_norm():
         torch.testing.assert_close(net(x, members=slice(1, 2))[0], out[1])  # one member alone
     # members start different (independent initialisation)
     assert not torch.allclose(net.hidden[0].weight[0], net.hidden[0].weight[1])
+
+
+def test_ensemble_linear_width_one_head_equals_the_batched_matmul_with_its_gradients():
+    torch.manual_seed(0)
+    for out in (1, 3):
+        x, w, b = torch.randn(4, 6, 5), torch.randn(4, 5, out), torch.randn(4, 1, out)
+        ours = [t.clone().requires_grad_() for t in (x, w, b)]
+        ref = [t.clone().requires_grad_() for t in (x, w, b)]
+        y, y_ref = ensemble_linear(*ours), torch.baddbmm(ref[2], ref[0], ref[1])
+        torch.testing.assert_close(y, y_ref)
+        g = torch.randn_like(y)
+        y.backward(g)
+        y_ref.backward(g)
+        for a, r in zip(ours, ref):
+            torch.testing.assert_close(a.grad, r.grad)
 
 
 def test_adam_step_is_bitwise_adam_step_and_keeps_its_state():
