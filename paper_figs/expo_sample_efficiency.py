@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = ["| env | dataset | level | EXPO steps | SAC (RLPD) steps | ratio SAC/EXPO | EXPO final | SAC final |",
+    table = ["| env | dataset | level | EXPO steps | SAC (RLPD) steps | ratio SAC/EXPO | EXPO final (95% CI) | SAC final (95% CI) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     fig, axes = plt.subplots(1, len(scale["envs"]), figsize=(5 * len(scale["envs"]), 3.6), squeeze=False)
     for ax, (env, dataset) in zip(axes[0], scale["envs"]):
@@ -143,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = 0.8 * min(stats["expo"][1][-1], stats["sac"][1][-1])
         se, ss = steps_to(stats["expo"][0], stats["expo"][1], level), steps_to(stats["sac"][0], stats["sac"][1], level)
         ratio = f"{ss / se:.2f}" if se and ss is not None else "n/a (EXPO at step 0 or a curve never reaches the level)"
-        table.append(f"| {env} | {dataset} | {level:.3f} | {se} | {ss} | {ratio} | {stats['expo'][1][-1]:.3f} | "
-                     f"{stats['sac'][1][-1]:.3f} |")
+        final = {a: f"{stats[a][1][-1]:.3f} +- {stats[a][2][-1]:.3f}" for a in stats}
+        table.append(f"| {env} | {dataset} | {level:.3f} | {se} | {ss} | {ratio} | {final['expo']} | {final['sac']} |")
         ax.axhline(level, color="gray", ls=":", lw=1)
         ax.set_title(f"{env} ({dataset})")
         ax.set_xlabel("env steps")
@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fig.tight_layout()
     png = out / f"expo_sample_efficiency_{args.scale}.png"
     fig.savefig(png, dpi=120)
+    fig.savefig(png.with_suffix(".pdf"))
     note = ("common level = 80% of the lower final mean; steps = first evaluation where the seed mean reaches it; "
             "step 0 counts when both start above it (then the ratio says nothing)")
     (out / f"expo_sample_efficiency_{args.scale}.md").write_text("\n".join(table) + f"\n\n{note}\n")
