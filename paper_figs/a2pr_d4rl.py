@@ -18,6 +18,12 @@ converged numbers (measured: at 5k steps neither method had left the random-poli
 pure behaviour cloning, --alpha 0, reached the medium dataset's level within 1k steps: TD3+BC's Q term
 dominates until the critic is learned). A finished run is extended, not restarted, when --steps grows. The datasets are the toolkit's gymnasium-v5 look-alikes (envs/offline), not D4RL's -v2
 files, so the paper's numbers are a reference, not a target.
+
+Which datasets to read. Our Hopper expert mostly balances in place (return ~1067 over 1000 steps), so on the
+Hopper scale a policy that stands still scores ~95 and any forward-moving policy that falls scores ~-1: the
+Hopper rows test staying upright (docs/offline_datasets.md). HalfCheetah has no termination and a real
+expert (5790), so its rows are the meaningful check at small scale:
+    python -m paper_figs.a2pr_d4rl --scale small --datasets halfcheetah-medium,halfcheetah-medium-replay
 """
 from __future__ import annotations
 
