@@ -215,7 +215,6 @@ def test_paper_metrics_and_welch_by_hand():
     assert all(math.isnan(x) for x in welch_greater(a[:1], b))
 
 
-
 def test_lotsizing_figure_runs_go_through_the_sweep_runner(tmp_path):
     """paper_figs.pdppo_lotsizing at the smoke scale: 2 seeds x (pdppo, ppo-authors) sweep entries, each in a
     slot of its own, each a command algos.pdppo parses into the figure's settings; a finished run in a slot
@@ -249,6 +248,7 @@ def test_lotsizing_figure_runs_go_through_the_sweep_runner(tmp_path):
     assert [plan(s, tmp_path)[0] for s in specs] == ["start", "start", "skip", "start"]
     assert [(method(r), r.seed) for r in finished_runs(specs, tmp_path)] == [("pdppo", 2)]
     assert finished_runs(run_specs(FigConfig(), dict(SCALES["smoke"], total_steps=8000)), tmp_path) == []
+
 
 def test_frozen_lake_pre_only_resume_equals_uninterrupted(tmp_path):
     """The contract test resumes lot-sizing dual-split; here the other env and the one-critic layout."""
