@@ -1,9 +1,9 @@
 """BPO vs PPO across MuJoCo (Hopper, Walker2d, HalfCheetah, v5) with rliable-style aggregate statistics.
 
     python -m paper_figs.bpo_vs_ppo_suite --scale smoke    # pipeline check, ~1-2 min on 2 cores (numbers mean nothing)
-    python -m paper_figs.bpo_vs_ppo_suite --scale small    # 3 envs x 5 seeds x 2 algos x 200k steps, 2 workers:
-                                                           # about an hour on a 2-core machine (3-6 min per
-                                                           # run per core), resumable across sessions
+    python -m paper_figs.bpo_vs_ppo_suite --scale small    # 3 envs x 5 seeds x 2 algos x 300k steps, 2 workers:
+                                                           # about an hour on a quiet 2-core machine (2-5 min
+                                                           # per run per core), resumable across sessions
     python -m paper_figs.bpo_vs_ppo_suite --scale small --backend ray --address auto --workers 8
 
 Every run goes through the sweep runner (classic_rl.sweep): deterministic run slots under OUT/runs, so an
@@ -28,7 +28,7 @@ from paper_figs.bpo_mujoco import PAPER, PAPER_PPO
 
 ENVS = ("Hopper", "Walker2d", "HalfCheetah")
 SCALES = {"smoke": dict(steps=2048, seeds=2, eval_every=1024, eval_episodes=1),
-          "small": dict(steps=200_000, seeds=5, eval_every=20_000, eval_episodes=5),
+          "small": dict(steps=300_000, seeds=5, eval_every=25_000, eval_episodes=5),
           "paper": dict(steps=20_000_000, seeds=10, eval_every=500_000, eval_episodes=10)}
 
 
