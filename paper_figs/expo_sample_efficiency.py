@@ -2,13 +2,20 @@
 over seeds), the env steps each needs to reach a common level, and their ratio (the paper claims 2-3x fewer
 for EXPO, on AntMaze/robomimic/Adroit; here the toolkit's own gymnasium-MuJoCo v5 datasets).
 
-    python -m paper_figs.expo_sample_efficiency --scale smoke    # pipeline check, tiny generated dataset, ~5 min
+    python -m paper_figs.expo_sample_efficiency --scale smoke    # pipeline check, tiny generated dataset, ~30 s
     python -m paper_figs.expo_sample_efficiency --scale small    # Hopper medium-replay, 3 seeds, CPU presets
     python -m paper_figs.expo_sample_efficiency --scale paper    # 3 envs x 5 seeds x 250k steps, --device cuda
+    python -m paper_figs.expo_sample_efficiency --scale small --workers 2   # two training processes at a time
 
-Both learners run in this process, one after the other, through their ordinary CLIs (algos.expo,
-algos.sac --dataset ...) into run directories under --out; a finished run is reused, an interrupted one is
-resumed. Normalized return = the dataset's normalized score / 100 (toolkit reference returns). Common level
+Every training run is a plain `python -m algos.expo` or `python -m algos.sac --dataset ...` process launched
+through the sweep runner (classic_rl.sweep), in a deterministic slot
+<out>/runs/<algo>/<env>/<flags hash>/seed<S> (the dataset is one of the flags; stdout.log and stderr.log
+beside the run directory; <out>/runs/sweep.json lists the last invocation's outcome of every run). Running
+the same command again skips the finished runs and resumes the interrupted ones from their latest checkpoint
+(saved at every evaluation); a failed or diverged run is reported with its command and the tail of its
+stderr and does not stop the others (the figure uses the runs that finished; the exit status is then 1).
+`--workers N` runs N training processes at a time, each on one torch thread (--torch-threads 1).
+Normalized return = the dataset's normalized score / 100 (toolkit reference returns). Common level
 = 80% of the lower of the two final mean normalized returns; "steps to level" = the first evaluation at which
 the seed-mean curve reaches it (the ratio is SAC's / EXPO's; > 1 means EXPO needed fewer env steps).
 95% CI: mean +- t_{0.975, n-1} * std / sqrt(n) over seeds.
@@ -27,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import sys
@@ -36,7 +42,10 @@ from typing import Sequence
 
 import numpy as np
 
+from classic_rl.sweep import RunSpec, plan, run_sweep
+
 ROOT = Path(__file__).resolve().parents[1]
+ALGOS = (("expo", "EXPO", "tab:red"), ("sac", "RLPD-style SAC", "tab:blue"))
 
 SCALES = {
     "smoke": dict(envs=[("Hopper", "hopper-random")], seeds=[1, 2], steps=300, eval_every=100, eval_episodes=1,
@@ -58,32 +67,31 @@ SCALES = {
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def _run_dir(out: Path, algo: str, env: str, seed: int) -> Path | None:
-    runs = sorted((out / "runs" / algo / env).glob(f"{seed}-*/config.json"))
-    return runs[-1].parent if runs else None
+def run_specs(scale: dict) -> list[RunSpec]:
+    """The figure's training runs as sweep entries, per env: EXPO's seeds, then SAC's. The dataset is an
+    override (`--dataset`, next to the runner's `--env`) and the scale's flags are extra arguments, so both
+    enter the slot's hash; each run uses one torch thread and checkpoints at every evaluation."""
+    specs = []
+    for env, dataset in scale["envs"]:
+        for algo, _, _ in ALGOS:
+            args = ("--eval-every", str(scale["eval_every"]), "--eval-episodes", str(scale["eval_episodes"]),
+                    "--checkpoint-every", str(scale["eval_every"]), *scale["common"], *scale[algo],
+                    "--torch-threads", "1")
+            gpus = 1.0 if "cuda" in scale["common"] else 0.0
+            specs.extend(RunSpec(algo, env, seed, scale["steps"], overrides=(("dataset", dataset),),
+                                 extra_args=args, num_gpus=gpus) for seed in scale["seeds"])
+    return specs
 
 
-def run_one(out: Path, algo: str, env: str, dataset: str, seed: int, scale: dict) -> Path:
-    import importlib
-
-    from classic_rl.config import run_cli
-    existing = _run_dir(out, algo, env, seed)
-    if existing is not None and (existing / "summary.json").is_file():
-        summary = json.loads((existing / "summary.json").read_text())
-        if summary.get("status") == "done" and summary.get("env_steps", 0) >= scale["steps"]:
-            return existing
-    module = importlib.import_module(f"algos.{algo}")
-    if existing is not None and (existing / "checkpoints" / "latest.pt").is_file():
-        argv = ["--resume", str(existing), "--total-steps", str(scale["steps"]), "--no-progress"]
-    else:
-        argv = ["--env", env, "--dataset", dataset, "--seed", str(seed), "--total-steps", str(scale["steps"]),
-                "--eval-every", str(scale["eval_every"]), "--eval-episodes", str(scale["eval_episodes"]),
-                "--run-dir", str(out / "runs"), "--no-progress", *scale["common"], *scale[algo]]
-    print(f"== {algo} {env} seed {seed}: python -m algos.{algo} {' '.join(argv)}", flush=True)
-    code = run_cli(module.main, argv)
-    if code != 0:
-        raise SystemExit(f"{algo} {env} seed {seed} failed with exit code {code}")
-    return _run_dir(out, algo, env, seed)
+def finished_dirs(specs: Sequence[RunSpec], root: Path) -> dict[tuple[str, str], list[Path]]:
+    """{(algo, env): run directories} of the specs whose slot holds a finished run (status done, at least the
+    spec's env steps), in the specs' seed order."""
+    out: dict[tuple[str, str], list[Path]] = {}
+    for spec in specs:
+        state, run_dir = plan(spec, root)
+        if state == "skip" and run_dir is not None:
+            out.setdefault((spec.algo, spec.env), []).append(run_dir)
+    return out
 
 
 def curves(run_dirs: list[Path]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,14 +124,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="smoke")
     p.add_argument("--out", default=None, help="output folder (default paper_figs/results/expo_<scale>)")
+    p.add_argument("--workers", type=int, default=1, help="training processes at a time (one torch thread each)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the scale's seeds")
+    p.add_argument("--steps", type=int, default=None, help="override the scale's env steps per run")
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
+    if args.workers < 1:
+        p.error(f"--workers must be positive, got {args.workers}")
+    if args.steps is not None and args.steps <= 0:
+        p.error(f"--steps must be positive, got {args.steps}")
+    scale = dict(SCALES[args.scale])
+    scale["seeds"] = args.seeds or scale["seeds"]
+    scale["steps"] = args.steps or scale["steps"]
     out = Path(args.out or ROOT / "paper_figs" / "results" / f"expo_{args.scale}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.scale == "smoke":  # a private Minari root with a tiny dataset made by the toolkit's generator
         os.environ["MINARI_DATASETS_PATH"] = str(out / "minari")
         from envs.offline.generate import generate
         generate("hopper", "random", transitions=2000, seed=1, progress=False, log=lambda *a: None)
+    specs = run_specs(scale)
+    root = out / "runs"
+    report = run_sweep(specs, root, workers=args.workers)  # the runs inherit MINARI_DATASETS_PATH
+    unfinished = len(report.failed) + report.count("diverged")
+    dirs = finished_dirs(specs, root)
+    missing = [f"{algo} on {env}" for env, _ in scale["envs"] for algo, _, _ in ALGOS if not dirs.get((algo, env))]
+    if missing:
+        raise SystemExit(f"no finished runs for {', '.join(missing)} under {root}; see the messages above")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -133,12 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fig, axes = plt.subplots(1, len(scale["envs"]), figsize=(5 * len(scale["envs"]), 3.6), squeeze=False)
     for ax, (env, dataset) in zip(axes[0], scale["envs"]):
         stats = {}
-        for algo, label, color in (("expo", "EXPO", "tab:red"), ("sac", "RLPD-style SAC", "tab:blue")):
-            dirs = [run_one(out, algo, env, dataset, s, scale) for s in scale["seeds"]]
-            steps, values = curves(dirs)
+        for algo, label, color in ALGOS:
+            runs = dirs[(algo, env)]
+            steps, values = curves(runs)
             mean, ci = mean_ci(values)
             stats[algo] = (steps, mean, ci)
-            ax.plot(steps, mean, color=color, label=f"{label} ({len(dirs)} seeds)")
+            ax.plot(steps, mean, color=color, label=f"{label} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - ci, mean + ci, color=color, alpha=0.2)
         level = 0.8 * min(stats["expo"][1][-1], stats["sac"][1][-1])
         se, ss = steps_to(stats["expo"][0], stats["expo"][1], level), steps_to(stats["sac"][0], stats["sac"][1], level)
@@ -159,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / f"expo_sample_efficiency_{args.scale}.md").write_text("\n".join(table) + f"\n\n{note}\n")
     print("\n".join(table))
     print(f"figure: {png}")
+    if unfinished:
+        print(f"{unfinished} training run(s) failed or diverged (see above); the figure shows the runs that "
+              "finished", file=sys.stderr)
+        return 1
     return 0
 
 
