@@ -12,24 +12,34 @@ runs kept), the ratio against vanilla PG, and on LQR the fitted rate slopes besi
     python -m paper_figs.npg_sample_complexity --scale small   # ~30-45 min on 2 cores: the direction, with CIs
     python -m paper_figs.npg_sample_complexity --scale paper   # 10 seeds, long LQR runs, CartPole 100 x 5000
 
+Every training run is a plain `python -m algos.<vanilla_pg|npg_igt|harpg> ...` process launched through the
+sweep runner (classic_rl.sweep), in a deterministic slot <run-dir>/<scale>/<module>/<env>/<flags hash>/seed<S>
+(its stdout.log and stderr.log beside the run directory; <run-dir>/<scale>/sweep.json lists the last
+invocation's outcome of every run). Running the same command again skips the finished and the diverged runs
+and resumes the interrupted ones from their latest checkpoint (saved every tenth of the run); a failed run is
+reported with its command and the tail of its stderr and does not stop the others (the tables use the runs
+that finished or diverged; the exit status is then 1). `--workers N` (default 2) runs N training processes at
+a time, each on one torch thread (--torch-threads 1).
 Figures and tables go to <out>/npg_sample_complexity-<scale>/ (default out: paper_figs/out).
 Step sizes (--step-size, the paper's gamma_0) are each method's presets (algos/*.py PRESETS): the LQR values
 were tuned by us on seeds 1 and 100, which no scale uses for its reported seeds; the CartPole values by us on
 seed 100 (the authors' code defaults to gamma_0 = 0.1; their per-env values were not published).
 A run that diverges (non-finite parameters or statistics) stops with `status: diverged` in its summary.json
-and is kept as a censored run: it never reaches the later targets.
+(exit status 3; the runner's outcome "diverged") and is kept as a censored run: it never reaches the later
+targets.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
-import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional, Sequence
 
 from analysis import sample_complexity
-from classic_rl import TrainingDiverged
+from classic_rl import UserError
 from classic_rl.config import parse_config, run_cli
+from classic_rl.sweep import RunSpec, plan, run_sweep
 
 METHODS = {  # name -> (module, extra flags)
     "vanilla_pg": ("algos.vanilla_pg", ["--variant", "sgd"]),
@@ -39,22 +49,18 @@ METHODS = {  # name -> (module, extra flags)
     "harpg": ("algos.harpg", ["--no-normalized"]),
 }
 
-SCALES = {
-    "smoke": {"LQR": dict(seeds=3, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"],
-                          flags=["--total-steps", str(80 * 150), "--eval-log-points", "15"]),
-              "CartPole": dict(seeds=1, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"],
-                               flags=["--total-steps", "3000", "--batch-size", "1000", "--eval-every", "1000",
-                                      "--eval-episodes", "4"])},
-    "small": {"LQR": dict(seeds=10, methods=list(METHODS),
-                          flags=["--total-steps", str(80 * 2000), "--eval-log-points", "100"]),
-              "CartPole": dict(seeds=3, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"],
-                               flags=["--total-steps", "150000", "--batch-size", "5000", "--eval-every", "10000",
-                                      "--eval-episodes", "10"])},
-    "paper": {"LQR": dict(seeds=10, methods=list(METHODS),
-                          flags=["--total-steps", str(80 * 20000), "--eval-log-points", "150"]),
-              "CartPole": dict(seeds=10, methods=list(METHODS),
-                               flags=["--total-steps", "500000", "--batch-size", "5000", "--eval-every", "5000",
-                                      "--eval-episodes", "20"])},
+SCALES = {  # per env: seeds, methods, env steps per run and the other training flags
+    "smoke": {"LQR": dict(seeds=3, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"], total_steps=80 * 150,
+                          flags=["--eval-log-points", "15"]),
+              "CartPole": dict(seeds=1, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"], total_steps=3000,
+                               flags=["--batch-size", "1000", "--eval-every", "1000", "--eval-episodes", "4"])},
+    "small": {"LQR": dict(seeds=10, methods=list(METHODS), total_steps=80 * 2000, flags=["--eval-log-points", "100"]),
+              "CartPole": dict(seeds=3, methods=["vanilla_pg", "npg_igt", "n_harpg", "harpg"], total_steps=150_000,
+                               flags=["--batch-size", "5000", "--eval-every", "10000", "--eval-episodes", "10"])},
+    "paper": {"LQR": dict(seeds=10, methods=list(METHODS), total_steps=80 * 20000,
+                          flags=["--eval-log-points", "150"]),
+              "CartPole": dict(seeds=10, methods=list(METHODS), total_steps=500_000,
+                               flags=["--batch-size", "5000", "--eval-every", "5000", "--eval-episodes", "20"])},
 }
 TARGETS = {"LQR": [1.0, 0.3, 0.1, 0.03], "CartPole": [150.0, 195.0]}
 CLAIM_ALGOS = ("npg_igt", "n_harpg")
@@ -71,10 +77,14 @@ class FigConfig:
     """which testbeds to run: LQR CartPole"""
     first_seed: int = 1000
     """seeds are first_seed, first_seed+1, ... (the LQR step sizes were tuned on seeds 1 and 100)"""
+    seeds: Optional[int] = None
+    """override the scale's number of seeds per env (first_seed, first_seed+1, ...)"""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """device for every run (these models are tiny: cpu is the fast choice)"""
-    run_dir: str = "runs"
-    """root of the run directories"""
+    workers: int = 2
+    """training processes run at once (each uses one torch thread)"""
+    run_dir: str = "runs/paper_figs/npg_sample_complexity"
+    """root of the run slots (one sub-folder per scale)"""
     out: str = "paper_figs/out"
     """folder for the figures and the table"""
 
@@ -82,33 +92,59 @@ class FigConfig:
         from classic_rl.config import require
         bad = [e for e in self.envs if e not in SCALES["smoke"]]
         require(not bad, f"--envs: unknown {bad}; choose from {list(SCALES['smoke'])}")
+        require(self.workers > 0, f"--workers must be positive, got {self.workers}")
+        require(self.seeds is None or self.seeds > 0, f"--seeds must be positive, got {self.seeds}")
 
 
-def run_methods(cfg: FigConfig, env: str) -> list[str]:
-    import importlib
+def run_specs(cfg: FigConfig, env: str) -> list[RunSpec]:
+    """One env's training runs as sweep entries, method by method, seed by seed. A method's flags (e.g.
+    --variant nsgdm, --no-normalized) enter the slot's hash, so methods sharing a module never share a slot;
+    every run uses one torch thread and checkpoints every tenth of its env steps."""
+    spec = SCALES[cfg.scale][env]
+    seeds = [cfg.first_seed + k for k in range(cfg.seeds or spec["seeds"])]
+    total = spec["total_steps"]
+    common = ("--device", cfg.device, "--torch-threads", "1", "--checkpoint-every", str(max(1, total // 10)))
+    gpus = 1.0 if cfg.device == "cuda" else 0.0
+    out = []
+    for name in spec["methods"]:
+        module, flags = METHODS[name]
+        out.extend(RunSpec(module.split(".", 1)[1], env, seed, total, extra_args=(*flags, *common, *spec["flags"]),
+                           num_gpus=gpus) for seed in seeds)
+    return out
 
-    plan = SCALES[cfg.scale][env]
-    dirs = []
-    for name in plan["methods"]:
-        module_name, flags = METHODS[name]
-        module = importlib.import_module(module_name)
-        for k in range(plan["seeds"]):
-            seed = cfg.first_seed + k
-            t0 = time.time()
-            argv = ["--env", env, "--seed", str(seed), "--device", cfg.device, "--run-dir", cfg.run_dir,
-                    "--no-progress", *flags, *plan["flags"]]
-            try:
-                summary = module.train(module.parse(argv), argv)  # no per-run convergence plot
-            except TrainingDiverged as err:  # kept as a censored run: it never reaches the later targets
-                print(f"  {env} {name} seed {seed}: DIVERGED ({err})", flush=True)
-                dirs.append(err.run_dir)
-                continue
-            print(f"  {env} {name} seed {seed}: {summary['env_steps']} steps, {summary['trajectories']} traj, "
-                  f"final {'suboptimality' if env == 'LQR' else 'return'} "
-                  f"{summary['headline_value']:.4g} "
-                  f"({time.time() - t0:.0f}s)", flush=True)
-            dirs.append(summary["run_dir"])
-    return dirs
+
+def analysed_runs(specs: Sequence[RunSpec], root: Path) -> list[str]:
+    """Run directories of the specs' slots that count: finished (status done, at least the spec's env steps)
+    or diverged (kept as censored runs), in the specs' order."""
+    return [str(run_dir) for state, run_dir in (plan(spec, root) for spec in specs)
+            if state in ("skip", "diverged") and run_dir is not None]
+
+
+def describe(run_dir: str, env: str) -> str:
+    """One line per run, from its summary.json."""
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"  {run_dir}: no summary.json"
+    head = f"  {env} {summary.get('algo')} seed {summary.get('seed')}: "
+    if summary.get("status") == "diverged":
+        return head + f"DIVERGED ({summary.get('diverged', '')}) at {summary.get('env_steps')} steps"
+    value = summary.get("headline_value")
+    final = f"{value:.4g}" if isinstance(value, (int, float)) else "n/a"
+    return (head + f"{summary.get('env_steps')} steps, {summary.get('trajectories')} traj, final "
+            f"{'suboptimality' if env == 'LQR' else 'return'} {final} ({summary.get('wall_time') or 0:.0f}s)")
+
+
+def run_methods(cfg: FigConfig, env: str) -> tuple[list[str], int]:
+    """Run (or skip/resume) one env's runs through the sweep runner; returns (the run directories to analyse,
+    finished and diverged ones, and the number of failed runs)."""
+    specs = run_specs(cfg, env)
+    root = Path(cfg.run_dir) / cfg.scale
+    report = run_sweep(specs, root, workers=cfg.workers)
+    dirs = analysed_runs(specs, root)
+    for d in dirs:
+        print(describe(d, env), flush=True)
+    return dirs, len(report.failed)
 
 
 def compare_with_paper(env: str, result: dict) -> str:
@@ -134,10 +170,13 @@ def main(argv=None) -> dict:
     cfg = parse_config(FigConfig, argv, prog="python -m paper_figs.npg_sample_complexity")
     out_dir = Path(cfg.out) / f"npg_sample_complexity-{cfg.scale}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    texts, results = [], {}
+    texts, results, failed = [], {}, 0
     for env in cfg.envs:
         print(f"[{env}] running {cfg.scale} scale", flush=True)
-        dirs = run_methods(cfg, env)
+        dirs, n_failed = run_methods(cfg, env)
+        failed += n_failed
+        if not dirs:
+            raise UserError(f"[{env}] every run failed; see the messages above")
         for x in ("trajectories", "env_steps"):
             res = sample_complexity.run(dirs, str(out_dir / f"{env}.png"), TARGETS[env], x=x,
                                         baseline="vanilla_pg", table=str(out_dir / f"{env}-{x}.md"))
@@ -148,6 +187,10 @@ def main(argv=None) -> dict:
     print("\n" + text)
     (out_dir / "comparison.md").write_text(text + "\n")
     print(f"\nfigures and tables in {out_dir}")
+    if failed:
+        print(f"{failed} training run(s) failed (see above); the tables use the runs that finished or diverged",
+              file=sys.stderr)
+        raise SystemExit(1)
     return results
 
 
