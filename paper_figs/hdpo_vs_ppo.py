@@ -4,15 +4,23 @@
     python -m paper_figs.hdpo_vs_ppo --scale small     # about 10 minutes on 2 cores
     python -m paper_figs.hdpo_vs_ppo --scale small --lead-time 2 --underage-cost 19 --seeds 2
 
-Both methods run in this process, one after the other (so neither competes with the other for the CPU),
-with one torch thread each. The common unit is the average cost per period per store:
+Every training run is a plain `python -m algos.hdpo` / `python -m algos.ppo` process launched through the sweep
+runner `classic_rl.sweep`, in a deterministic slot <run-dir>/<scale>/<algo>/<env>/<flags hash>/seed<S> (its
+stdout.log and stderr.log beside the run directory). With the default --workers 1 they run one after the
+other (so neither competes with the other for the CPU), with one torch thread each: first the HDPO runs of
+every seed, then PPO chunk by chunk. Re-running the same command skips the finished runs (HDPO runs stopped
+early by --patience / --time-limit count as finished) and resumes interrupted ones from their latest
+checkpoint; a failed run is reported with its command and the tail of its stderr (the script then stops with
+an error: the figure needs every run). The common unit is the average cost per period per store:
   * HDPO: the run's own test cost (`algos.hdpo`: its test scenarios, warm-up excluded, orders rounded for
     Poisson demand), as a curve (eval.csv test_cost, the run's --test-curve) and for the final, best-dev
     policy (summary.json).
-  * PPO: trained in chunks (one run resumed from its checkpoint after each chunk); every chunk's
+  * PPO: trained in chunks: successive sweeps of the same run spec with a growing --total-steps, so the
+    runner resumes and extends the same run from its checkpoint after each chunk; every chunk's
     checkpoint (deterministic mean action clipped to the env's [0, max_order], observation normalizer
-    applied) is evaluated in the batched simulator on exactly HDPO's test scenarios, with the same warm-up
-    and the same rounding. The last one is the number in the table.
+    applied) is evaluated here, in the batched simulator on exactly HDPO's test scenarios, with the same
+    warm-up and the same rounding. The last one is the number in the table. The chunk evaluations are kept
+    in the slot (ppo_chunk_costs.json), since the next chunk overwrites the checkpoint; a re-run reads them.
   * PPO's own eval episodes are drawn too (dotted) as -return_mean / length_mean of eval.csv: an episode
     return is -(sum over all its periods of the cost per store), warm-up included, from a near-empty start
     (initial stock U(0,1) x mean), orders not rounded. Same unit, different (upward-biased) estimate.
@@ -34,16 +42,15 @@ import numpy as np
 import torch
 
 from algos import hdpo
-from algos.ppo import PPOConfig, ppo_loss, presets
 from analysis.runs import load_run
+from classic_rl import UserError
 from classic_rl.config import parse_config, require, run_cli
 from classic_rl.networks import ActorCritic
 from classic_rl.normalize import ObsNormalizer
-from classic_rl.onpolicy import train_on_policy
 from classic_rl.runlog import atomic_write_json, atomic_write_text
+from classic_rl.sweep import RunSpec, find_run_dirs, parse_overrides, plan, run_sweep
 from classic_rl.utils import load_checkpoint, resolve_device
-from envs.inventory import GYM_IDS
-from envs.registry import make_vec_env
+from envs.inventory import GYM_IDS, LOST_SALES_GRID, lost_sales_id
 from envs.inventory import settings as st
 from envs.inventory.simulator import routing
 
@@ -66,22 +73,26 @@ class CompareConfig:
     scale: Literal["smoke", "small"] = "smoke"
     """smoke (about a minute on 2 cores) or small (about 10 minutes)"""
     lead_time: int = 4
-    """lead time L of the S2 instance (the optimum line needs L <= 4)"""
+    """lead time L of the S2 instance, 1..8 (PPO's env ids; the optimum line needs L <= 4)"""
     underage_cost: float = 9.0
-    """underage (lost-sales) cost p of the S2 instance"""
+    """underage (lost-sales) cost p of the S2 instance: 4, 9, 19 or 39 (PPO's env ids)"""
     seeds: int = 1
     """number of seeds per method (seeds 1..n)"""
     out: str = ""
     """output folder for the figure, table and results (default paper_figs/out/hdpo_vs_ppo-<scale>)"""
-    run_dir: str = "runs"
-    """root of the training run directories"""
+    run_dir: str = "runs/paper_figs/hdpo_vs_ppo"
+    """root of the training runs' sweep slots (one sub-folder per scale)"""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """device of both methods (CPU by default: PPO steps a CPU env, so a GPU helps neither much here)"""
+    workers: int = 1
+    """training processes run at once (1: one after the other, so no run competes with another for the CPU)"""
 
     def validate(self) -> None:
         require(self.lead_time >= 1, "--lead-time must be >= 1 for lost sales")
         require(self.underage_cost > 0, "--underage-cost must be positive")
         require(self.seeds >= 1, "--seeds must be >= 1")
+        require(self.workers >= 1, "--workers must be >= 1")
+        gym_env_id(self.lead_time, self.underage_cost)  # PPO's env must exist in a fresh process
 
 
 # ---------------------------------------------------------------- unit conversion (pure functions)
@@ -92,15 +103,17 @@ def episode_return_to_cost(return_mean: np.ndarray, length_mean: np.ndarray) -> 
 
 
 def gym_env_id(lead_time: int, underage_cost: float) -> str:
-    """The registered id for the S2 instance (the default id for L=4, p=9; else one registered here with
-    the instance's kwargs, which only this process knows about: that is why PPO runs in-process)."""
+    """The registered gymnasium id of the S2 instance (the default id for L=4, p=9; else the one envs.inventory
+    registers at import for the paper's grid, so that the separate `python -m algos.ppo` process knows it)."""
     default = next(k for k, v in GYM_IDS.items() if v == "lost_sales")
     if (lead_time, underage_cost) == (4, 9.0):
         return default
-    env_id = f"InventoryLostSales-L{lead_time}-p{underage_cost:g}-v0"
+    env_id = lost_sales_id(lead_time, underage_cost)
     if env_id not in gym.registry:
-        gym.register(id=env_id, entry_point="envs.inventory.gym_env:InventoryEnv",
-                     kwargs={"setting": "lost_sales", "lead_time": lead_time, "underage_cost": underage_cost})
+        raise UserError(f"PPO trains in its own process (python -m algos.ppo --env ID), which knows the S2 "
+                        f"instances envs.inventory registers: --lead-time in {list(LOST_SALES_GRID['lead_time'])}, "
+                        f"--underage-cost in {[f'{p:g}' for p in LOST_SALES_GRID['underage_cost']]}; "
+                        f"L={lead_time}, p={underage_cost:g} is not one of them")
     return env_id
 
 
@@ -142,18 +155,79 @@ def simulator_test_cost(policy, hcfg: hdpo.HDPOConfig) -> float:
 
 
 # ---------------------------------------------------------------- runs
+CHUNK_COSTS = "ppo_chunk_costs.json"   # in the PPO slot: every evaluated chunk checkpoint's cost
+
+
 def hdpo_config(cfg: CompareConfig, seed: int) -> hdpo.HDPOConfig:
     """HDPO's config for this scale (budgets written in epochs, as the paper's), with its test-cost curve."""
+    return hdpo.HDPOConfig(env="lost_sales", seed=seed, progress=False, **hdpo_settings(cfg))
+
+
+def hdpo_settings(cfg: CompareConfig) -> dict:
+    """HDPOConfig fields this comparison sets (all but env, seed and the runner's own flags)."""
     sizes = dict(SCALES[cfg.scale]["hdpo"])
     budget = hdpo.epoch_budget(sizes.pop("n_train"), sizes.pop("epochs"), sizes.pop("dev_every"),
                                sizes.pop("patience", None), sizes.pop("train_periods", 50))
-    return hdpo.HDPOConfig(env="lost_sales", lead_time=cfg.lead_time, underage_cost=cfg.underage_cost,
-                           policy="mlp", seed=seed, device=cfg.device, run_dir=cfg.run_dir, progress=False,
-                           torch_threads=1, reference=cfg.lead_time <= 4, test_curve=True, **sizes, **budget)
+    return dict(lead_time=cfg.lead_time, underage_cost=cfg.underage_cost, policy="mlp", device=cfg.device,
+                torch_threads=1, reference=cfg.lead_time <= 4, test_curve=True, **sizes, **budget)
 
 
-def run_hdpo(cfg: CompareConfig, seed: int) -> dict:
-    summary = hdpo.train(hdpo_config(cfg, seed))
+def hdpo_spec(cfg: CompareConfig, seed: int) -> RunSpec:
+    """The sweep entry of one HDPO run: `python -m algos.hdpo --env lost_sales --seed S --total-steps N` plus a
+    flag per setting of hdpo_settings (None = the CLI's default, left out)."""
+    flags = {k: v for k, v in hdpo_settings(cfg).items() if k != "total_steps" and v is not None}
+    return RunSpec("hdpo", "lost_sales", seed, hdpo_settings(cfg)["total_steps"], parse_overrides(flags))
+
+
+def ppo_spec(cfg: CompareConfig, seed: int, total_steps: int) -> RunSpec:
+    """The sweep entry of the PPO run of a seed, trained to `total_steps`; total_steps is not in the slot's
+    hash, so every chunk's spec names the same slot and the runner resumes and extends the same run."""
+    flags = {k: v for k, v in SCALES[cfg.scale]["ppo"].items() if k not in ("stages", "total_steps")}
+    flags.update(device=cfg.device, torch_threads=1)
+    return RunSpec("ppo", gym_env_id(cfg.lead_time, cfg.underage_cost), seed, total_steps, parse_overrides(flags))
+
+
+def ppo_chunks(cfg: CompareConfig) -> list[int]:
+    """The env steps at the end of each PPO chunk."""
+    ppo = SCALES[cfg.scale]["ppo"]
+    stages, total = ppo["stages"], ppo["total_steps"]
+    require(total % stages == 0, "PPO total_steps must be a multiple of its stages")
+    return [stage * total // stages for stage in range(1, stages + 1)]
+
+
+def run_root(cfg: CompareConfig) -> Path:
+    return Path(cfg.run_dir) / cfg.scale
+
+
+def hdpo_finished(spec: RunSpec, root: Path) -> dict | None:
+    """summary.json (plus run_dir) of the finished HDPO run in the spec's slot: done at the full budget, or
+    stopped early by --patience / --time-limit (such a run cannot be resumed); None where there is none."""
+    for run_dir in reversed(find_run_dirs(spec.slot(root))):
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if summary.get("status") == "done" and (summary.get("stopped_early")
+                                                 or int(summary.get("env_steps", 0)) >= spec.total_steps):
+            return {**summary, "run_dir": str(run_dir)}
+    return None
+
+
+def train_hdpo(cfg: CompareConfig, root: Path) -> None:
+    """Bring every seed's HDPO run to its budget (finished ones, stopped early or not, are left alone)."""
+    specs = [hdpo_spec(cfg, seed) for seed in range(1, cfg.seeds + 1)]
+    todo = [spec for spec in specs if hdpo_finished(spec, root) is None]
+    if todo:
+        run_sweep(todo, root, workers=cfg.workers)
+    else:
+        print(f"all {len(specs)} HDPO runs already finished under {root}")
+
+
+def read_hdpo(cfg: CompareConfig, seed: int, root: Path) -> dict:
+    spec = hdpo_spec(cfg, seed)
+    summary = hdpo_finished(spec, root)
+    if summary is None:
+        raise UserError(f"HDPO seed {seed} did not finish (see the sweep's messages above; slot {spec.slot(root)})")
     m = load_run(Path(summary["run_dir"])).eval   # dev checks, each with the current iterate's test cost
     return {"method": "HDPO", "seed": seed, "run_dir": summary["run_dir"], "final_cost": summary["test_cost"],
             "wall": np.asarray(m["wall_time"], float), "samples": np.asarray(m["env_steps"], float),
@@ -161,32 +235,71 @@ def run_hdpo(cfg: CompareConfig, seed: int) -> dict:
             "final_wall": float(m["wall_time"][-1]), "final_samples": float(m["env_steps"][-1])}
 
 
-def run_ppo(cfg: CompareConfig, seed: int) -> dict:
-    """PPO in `stages` equal chunks: one run, resumed from its checkpoint after each chunk (optimizer, rng,
-    normalizers and env states restored), so the checkpoint of every chunk end is evaluated on the common
-    test scenarios. The simulator evaluations happen between chunks, outside PPO's wall clock. The
-    inventory env has no snapshot, so at each chunk boundary the episode in progress restarts (the
-    trainer's documented resume approximation): one cut episode per chunk, negligible at 10 chunks."""
-    env_id = gym_env_id(cfg.lead_time, cfg.underage_cost)
-    ppo = dict(SCALES[cfg.scale]["ppo"])
-    stages, total = ppo.pop("stages"), ppo.pop("total_steps")
-    require(total % stages == 0, "PPO total_steps must be a multiple of its stages")
-    base = ["--env", env_id, "--seed", str(seed), "--run-dir", cfg.run_dir, "--device", cfg.device,
-            "--torch-threads", "1", "--no-progress"]
-    for key, value in ppo.items():
-        base += [f"--{key.replace('_', '-')}", str(value)]
-    device, hcfg = resolve_device(cfg.device), hdpo_config(cfg, seed)
-    run_dir, wall, samples, cost = None, [], [], []
-    for stage in range(1, stages + 1):
-        argv = base + ["--total-steps", str(stage * total // stages)]
-        argv += ["--resume", str(run_dir)] if run_dir else []
-        pcfg = parse_config(PPOConfig, argv, presets=presets, prog="python -m algos.ppo")
-        run_dir = train_on_policy(pcfg, "ppo", ppo_loss, make_vec_env, argv=argv).path
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-        wall.append(float(summary["wall_time"]))
-        samples.append(float(summary["env_steps"]))
-        cost.append(simulator_test_cost(load_ppo_policy(run_dir, env_id, device), hcfg))
-        print(f"ppo seed {seed}: {samples[-1]:.0f} steps, {wall[-1]:.1f} s, test cost {cost[-1]:.4f}")
+def _test_key(hcfg: hdpo.HDPOConfig) -> dict:
+    """What a chunk's simulator cost depends on besides the checkpoint: HDPO's test scenarios and rounding."""
+    return {k: getattr(hcfg, k) for k in ("lead_time", "underage_cost", "n_test", "test_periods", "test_ignore",
+                                          "round_test", "device")}
+
+
+def chunk_cost(cfg: CompareConfig, spec: RunSpec, root: Path, device, chunk: int) -> dict:
+    """Simulator test cost of the PPO run's checkpoint at the end of the chunk that trained it to
+    spec.total_steps env steps (PPO stops at the first whole rollout at or past its target, so a little
+    further), with the run's wall time and env steps there. Evaluated once, while the run's latest checkpoint
+    is that chunk's end (fewer than `chunk` env steps past the target: the next chunk has not run), and kept in
+    the slot's CHUNK_COSTS (the next chunk overwrites the checkpoint), so a re-run reads it back."""
+    state, run_dir = plan(spec, root)
+    if state != "skip" or run_dir is None:
+        raise UserError(f"PPO seed {spec.seed} did not reach {spec.total_steps} env steps (see the sweep's "
+                        f"messages above; slot {spec.slot(root)})")
+    hcfg = hdpo_config(cfg, spec.seed)
+    path = spec.slot(root) / CHUNK_COSTS
+    try:
+        book = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        book = {}
+    if book.get("run_dir") != str(run_dir) or book.get("test") != _test_key(hcfg):
+        book = {"run_dir": str(run_dir), "test": _test_key(hcfg), "chunks": {}}
+    key = str(spec.total_steps)
+    if key not in book["chunks"]:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        if int(summary["env_steps"]) >= spec.total_steps + chunk:
+            raise UserError(f"{run_dir} is at {summary['env_steps']} env steps, past the chunk ending at "
+                            f"{spec.total_steps} that was never evaluated (its checkpoint is overwritten); move "
+                            f"the slot {spec.slot(root)} aside to train it again")
+        cost = simulator_test_cost(load_ppo_policy(run_dir, spec.env, device), hcfg)
+        book["chunks"][key] = {"wall_time": float(summary["wall_time"]), "env_steps": float(summary["env_steps"]),
+                               "test_cost": cost}
+        atomic_write_json(path, book)
+    return {"run_dir": str(run_dir), **book["chunks"][key]}
+
+
+def train_ppo(cfg: CompareConfig, root: Path) -> dict[int, list[dict]]:
+    """PPO in `stages` equal chunks: one run per seed, extended by a sweep per chunk (the runner resumes it
+    from its checkpoint: optimizer, rng, normalizers and env states restored), so the checkpoint of every
+    chunk end is evaluated on the common test scenarios. The simulator evaluations happen between chunks,
+    outside PPO's wall clock. The inventory env has no snapshot, so at each chunk boundary the episode in
+    progress restarts (the trainer's documented resume approximation): one cut episode per chunk, negligible
+    at 10 chunks. Returns each seed's chunk evaluations."""
+    device = resolve_device(cfg.device)
+    chunks: dict[int, list[dict]] = {seed: [] for seed in range(1, cfg.seeds + 1)}
+    ends = ppo_chunks(cfg)
+    for steps in ends:
+        specs = [ppo_spec(cfg, seed, steps) for seed in chunks]
+        if any(plan(spec, root)[0] != "skip" for spec in specs):
+            run_sweep(specs, root, workers=cfg.workers)
+        for spec in specs:
+            c = chunk_cost(cfg, spec, root, device, ends[0])
+            chunks[spec.seed].append(c)
+            print(f"ppo seed {spec.seed}: {c['env_steps']:.0f} steps, {c['wall_time']:.1f} s, "
+                  f"test cost {c['test_cost']:.4f}")
+    return chunks
+
+
+def read_ppo(seed: int, chunks: list[dict]) -> dict:
+    run_dir = chunks[-1]["run_dir"]
+    wall = [c["wall_time"] for c in chunks]
+    samples = [c["env_steps"] for c in chunks]
+    cost = [c["test_cost"] for c in chunks]
     e = load_run(Path(run_dir)).eval
     episode_cost = episode_return_to_cost(e["return_mean"], e["length_mean"])
     return {"method": "PPO", "seed": seed, "run_dir": str(run_dir), "final_cost": cost[-1],
@@ -260,10 +373,14 @@ def draw(results: list[dict], reference: float | None, title: str, out_png: Path
 
 def compare(cfg: CompareConfig) -> dict:
     out = Path(cfg.out or f"paper_figs/out/hdpo_vs_ppo-{cfg.scale}")
+    root = run_root(cfg)
+    torch.set_num_threads(1)   # the chunk evaluations run here, one thread like the training runs
+    train_hdpo(cfg, root)
+    ppo_chunk_costs = train_ppo(cfg, root)
     results = []
     for seed in range(1, cfg.seeds + 1):
-        results.append(run_hdpo(cfg, seed))
-        results.append(run_ppo(cfg, seed))
+        results.append(read_hdpo(cfg, seed, root))
+        results.append(read_ppo(seed, ppo_chunk_costs[seed]))
     reference = next(r["reference"] for r in results if r["method"] == "HDPO")
     text = table(results, reference)
     print(text)
