@@ -10,23 +10,32 @@ K = 50 -> 800).
     python -m paper_figs.dr_rpo_robustness --scale smoke   # about a minute
     python -m paper_figs.dr_rpo_robustness --scale small   # a few minutes: 20 replications, K = 800 regret
 
-Figures and tables: <out>/dr_rpo_robustness-<scale>/; every training run also writes its run directory.
+Every training run (one per algorithm and radius of each section, one per beta of the regret) is a plain
+`python -m algos.dr_rpo --env LinearMDP|AmericanPut ...` process launched through the sweep runner
+`classic_rl.sweep`, in a deterministic slot <run-dir>/<scale>/dr_rpo/<env>/<flags hash>/seed<S> (its stdout.log,
+with the run's own tables, and stderr.log beside the run directory); `--workers N` runs N at a time. The
+figures and tables are read from each run's summary.json (test returns under every shift, P(robust action),
+train seconds, the per-replication regret). Re-running the same command skips the finished runs and starts
+the others again (a run checkpoints only at its end); a failed run is reported with its command and the
+tail of its stderr, and the script then stops with an error (every figure needs all of its runs).
+
+Figures and tables: <out>/dr_rpo_robustness-<scale>/.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
+import json
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from algos.dr_rpo import DRRPOConfig, train
-from classic_rl.config import parse_config, run_cli
+from classic_rl import UserError
+from classic_rl.config import parse_config, require, run_cli
 from classic_rl.runlog import atomic_write_text
+from classic_rl.sweep import RunSpec, parse_overrides, plan, run_sweep
 from envs.linear_mdp import analytic_lines, simulated_linear_mdp
 
 SCALES = {
@@ -50,18 +59,56 @@ class FigConfig:
     """smoke (about a minute), small (minutes), paper (the reference code's replication counts)"""
     out: str = "paper_figs/out"
     """output folder; figures and tables go to <out>/dr_rpo_robustness-<scale>/"""
-    run_dir: str = "runs"
-    """root of the training runs' directories"""
+    run_dir: str = "runs/paper_figs/dr_rpo_robustness"
+    """root of the training runs' sweep slots (one sub-folder per scale)"""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """device of the batched replications"""
     seed: int = 1
     """seed of every run"""
+    workers: int = 1
+    """training processes run at once (each uses one CPU thread)"""
+
+    def validate(self) -> None:
+        require(self.workers >= 1, f"--workers must be >= 1, got {self.workers}")
 
 
-def run(cfg: FigConfig, **kw) -> dict:
-    with redirect_stdout(io.StringIO()):   # the per-run tables are summarized below
-        return train(DRRPOConfig(seed=cfg.seed, device=cfg.device, run_dir=cfg.run_dir, eval_every=0,
-                                 progress=False, **kw))
+def spec(cfg: FigConfig, env: str, total_steps: int, **kw) -> RunSpec:
+    """One `python -m algos.dr_rpo` run: DRRPOConfig fields in `kw` become flags (None = the env's preset,
+    left out), evaluated only at the end (--eval-every 0)."""
+    flags = {k: v for k, v in kw.items() if v is not None}
+    return RunSpec("dr_rpo", env, cfg.seed, int(total_steps),
+                   parse_overrides({**flags, "device": cfg.device, "eval_every": 0}))
+
+
+def linear_specs(cfg: FigConfig, sc: dict) -> dict[str, RunSpec]:
+    return {label(a, r): spec(cfg, "LinearMDP", sc["episodes"], method=a, rho=r, n_envs=sc["reps"],
+                              eval_episodes=sc["test_episodes"]) for a, r in LINEAR_RUNS}
+
+
+def put_specs(cfg: FigConfig, sc: dict) -> dict[str, RunSpec]:
+    return {label(a, r): spec(cfg, "AmericanPut", sc["put_episodes"], method=a, rho=r, n_envs=sc["put_reps"],
+                              eval_episodes=sc["test_episodes"]) for a, r in PUT_RUNS}
+
+
+def regret_specs(cfg: FigConfig, sc: dict) -> dict[float, RunSpec]:
+    return {beta: spec(cfg, "LinearMDP", sc["regret_episodes"], method="dr_rpo", rho=0.6, beta=beta,
+                       n_envs=sc["regret_reps"], eval_episodes=1) for beta in (0.3, 1.0)}
+
+
+def all_specs(cfg: FigConfig, sc: dict) -> list[RunSpec]:
+    return [*linear_specs(cfg, sc).values(), *put_specs(cfg, sc).values(), *regret_specs(cfg, sc).values()]
+
+
+def run_root(cfg: FigConfig) -> Path:
+    return Path(cfg.run_dir) / cfg.scale
+
+
+def result(spec: RunSpec, root: Path) -> dict:
+    """summary.json of the finished run in the spec's slot (plus run_dir): what algos.dr_rpo.train returns."""
+    state, run_dir = plan(spec, root)
+    if state != "skip" or run_dir is None:
+        raise UserError(f"{spec.label} did not finish (see the sweep's messages above; slot {spec.slot(root)})")
+    return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
 
 
 def label(algo, rho):
@@ -94,10 +141,9 @@ def plot_return_vs_shift(results: dict, plt):
     return shifts, fig, ax
 
 
-def linear_section(cfg, sc, out_dir, plt) -> str:
+def linear_section(cfg, sc, out_dir, plt, root) -> str:
     lines = analytic_lines(simulated_linear_mdp())
-    results = {label(a, r): run(cfg, env="LinearMDP", method=a, rho=r, n_envs=sc["reps"],
-                                total_steps=sc["episodes"], eval_episodes=sc["test_episodes"]) for a, r in LINEAR_RUNS}
+    results = {name: result(s, root) for name, s in linear_specs(cfg, sc).items()}
     qs, fig, ax = plot_return_vs_shift(results, plt)
     ax.plot(qs, [lines["non_robust"](q) for q in qs], "k--", lw=1, label="analytic non-robust")
     ax.plot(qs, [lines["robust"](q) for q in qs], "k:", lw=1.5, label="analytic robust")
@@ -125,9 +171,8 @@ def linear_section(cfg, sc, out_dir, plt) -> str:
         f" (analytic lines: ~0.48); rho* = {lines['rho_star']:.3f}"
 
 
-def put_section(cfg, sc, out_dir, plt) -> str:
-    results = {label(a, r): run(cfg, env="AmericanPut", method=a, rho=r, n_envs=sc["put_reps"],
-                                total_steps=sc["put_episodes"], eval_episodes=sc["test_episodes"]) for a, r in PUT_RUNS}
+def put_section(cfg, sc, out_dir, plt, root) -> str:
+    results = {name: result(s, root) for name, s in put_specs(cfg, sc).items()}
     ps, fig, ax = plot_return_vs_shift(results, plt)
     oracle = [next(iter(results.values()))["shifts"][str(p)]["oracle"] for p in ps]
     ax.plot(ps, oracle, "k--", lw=1, label="optimal stopping for the test p")
@@ -145,14 +190,13 @@ def put_section(cfg, sc, out_dir, plt) -> str:
     return md_table(["algorithm"] + [f"p = {p:g}" for p in ps] + ["train s"], rows)
 
 
-def regret_section(cfg, sc, out_dir, plt) -> str:
+def regret_section(cfg, sc, out_dir, plt, root) -> str:
     K = sc["regret_episodes"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=140)
     rows = []
-    for beta in (0.3, 1.0):
-        res = run(cfg, env="LinearMDP", method="dr_rpo", rho=0.6, beta=beta, n_envs=sc["regret_reps"],
-                  total_steps=K, eval_episodes=1)
-        per = np.array(res["cumulative_regret_per_replication"])                   # [K, R]
+    for beta, run_spec in regret_specs(cfg, sc).items():
+        res = result(run_spec, root)
+        per = np.array(res["cumulative_regret_per_replication"])[:K]               # [K, R]
         m, s = per.mean(1), per.std(1)
         ks = np.arange(1, K + 1)
         (ln,) = ax.plot(ks, m, label=f"DR-RPO beta={beta:g}")
@@ -184,13 +228,19 @@ def main(argv=None) -> str:
     import matplotlib.pyplot as plt
 
     sc = SCALES[cfg.scale]
+    root = run_root(cfg)
+    specs = all_specs(cfg, sc)
+    if any(plan(s, root)[0] != "skip" for s in specs):
+        run_sweep(specs, root, workers=cfg.workers)
+    else:
+        print(f"all {len(specs)} runs already finished under {root}")
     out_dir = Path(cfg.out) / f"dr_rpo_robustness-{cfg.scale}"
     out_dir.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join([
         "## Simulated linear MDP: average test return vs shift q (mean ± std over replications)",
-        linear_section(cfg, sc, out_dir, plt),
-        "## American put: average payoff vs up-probability p", put_section(cfg, sc, out_dir, plt),
-        "## Cumulative robust regret (DR-RPO, rho = 0.6)", regret_section(cfg, sc, out_dir, plt)])
+        linear_section(cfg, sc, out_dir, plt, root),
+        "## American put: average payoff vs up-probability p", put_section(cfg, sc, out_dir, plt, root),
+        "## Cumulative robust regret (DR-RPO, rho = 0.6)", regret_section(cfg, sc, out_dir, plt, root)])
     print(text)
     atomic_write_text(out_dir / "tables.md", text + "\n")
     print(f"\nwrote {out_dir}/tables.md and figures linear_mdp_return_vs_shift.png, american_put_return_vs_p.png, "
