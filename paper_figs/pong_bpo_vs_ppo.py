@@ -64,7 +64,9 @@ def plot(runs: list[Run], out: Path) -> list[Path]:
         for run in sorted(runs, key=lambda r: (r.algo, r.seed)):
             xs, ys = _column(run, table, col)
             if len(xs):
-                ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, ms=3, label=f"{run.algo.upper()} seed {run.seed}")
+                # distinct markers and dashes: at this budget both evaluation curves sit on -21, one over the other
+                ax.plot(xs, ys, marker=("o" if run.algo == "bpo" else "x") if len(xs) < 20 else None, ms=5,
+                        ls="-" if run.algo == "bpo" else "--", label=f"{run.algo.upper()} seed {run.seed}")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("env steps (x4 frames)")
         ax.axhline(-21, color="grey", lw=0.6, ls=":")
