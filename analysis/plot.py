@@ -24,7 +24,7 @@ SOURCES = {"eval": ("eval", "return_mean", "evaluation return (deterministic)"),
            "train": ("metrics", "train_return_mean", "training episode return (last 100)")}
 
 
-def _curve(run: Run, table: str, column: str, x: str) -> tuple[np.ndarray, np.ndarray] | None:
+def column_curve(run: Run, table: str, column: str, x: str) -> tuple[np.ndarray, np.ndarray] | None:
     cols = getattr(run, table)
     if x not in cols or column not in cols:
         return None
@@ -48,7 +48,7 @@ def plot_curves(runs: Sequence[Run], out: str | Path, x: str = "env_steps", y: s
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
     drawn = 0
     for name, group in sorted(group_runs(runs, group_by).items()):
-        curves = [c for c in (_curve(r, table, y, x) for r in group) if c is not None]
+        curves = [c for c in (column_curve(r, table, y, x) for r in group) if c is not None]
         if not curves:
             continue
         if len(curves) == 1 or any(len(c[0]) == 1 for c in curves):
@@ -87,14 +87,14 @@ def plot_single_run(run: Run, out: str | Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
     drawn = 0
-    ev = _curve(run, "eval", "return_mean", "env_steps")
+    ev = column_curve(run, "eval", "return_mean", "env_steps")
     if ev is not None:
         xs, mean = ev
         std = run.eval.get("return_std", np.zeros_like(mean))[: len(mean)].astype(float)
         (line,) = ax.plot(xs, mean, marker="o", ms=3, label="evaluation (deterministic), mean +- std")
         ax.fill_between(xs, mean - std, mean + std, alpha=0.2, color=line.get_color(), linewidth=0)
         drawn += 1
-    tr = _curve(run, "metrics", "train_return_mean", "env_steps")
+    tr = column_curve(run, "metrics", "train_return_mean", "env_steps")
     if tr is not None:
         ax.plot(*tr, linestyle="--", label="training episodes (stochastic, last 100)")
         drawn += 1

@@ -10,7 +10,8 @@ process (printed as it starts, so any run can be repeated by hand). SLOT is a de
 `ROOT/<algo>/<env>/<overrides hash>/seed<S>`; the run session creates the run directory inside it. Running the
 same sweep again (after an interruption, a crash or a failed run) looks into every slot first:
 
-  * finished (summary.json status done, env_steps >= --total-steps): skipped;
+  * finished (summary.json status done, env_steps >= --total-steps, or stopped_early: a run that ended before
+    its budget on purpose, e.g. algos.hdpo's --patience / --time-limit, and cannot be resumed): skipped;
   * diverged (status diverged): counted as finished, not re-run;
   * interrupted (checkpoints/latest.pt, or done at fewer steps): resumed with --resume RUN_DIR --total-steps N;
   * started but no checkpoint yet: moved aside to ROOT/_aside/ and started again;
@@ -202,7 +203,8 @@ def plan(spec: RunSpec, root: str | os.PathLike) -> tuple[str, Path | None]:
         has_ckpt = (d / "checkpoints" / "latest.pt").is_file()
         if summary and summary.get("status") == "diverged":
             state = "diverged"
-        elif summary and summary.get("status") == "done" and int(summary.get("env_steps", 0)) >= spec.total_steps:
+        elif summary and summary.get("status") == "done" and (
+                summary.get("stopped_early") or int(summary.get("env_steps", 0)) >= spec.total_steps):
             state = "skip"
         elif has_ckpt:
             state = "resume"
@@ -211,6 +213,14 @@ def plan(spec: RunSpec, root: str | os.PathLike) -> tuple[str, Path | None]:
         if rank[state] >= rank[best[0]]:
             best = (state, d)
     return best
+
+
+def finished_summary(spec: RunSpec, root: str | os.PathLike) -> dict[str, Any] | None:
+    """summary.json (plus run_dir) of the finished run in the spec's slot, the newest one; None where there is
+    none (plan's 'skip'; diverged runs are not finished here)."""
+    state, run_dir = plan(spec, root)
+    summary = _read_summary(run_dir) if state == "skip" and run_dir is not None else None
+    return None if summary is None else {**summary, "run_dir": str(run_dir)}
 
 
 def move_aside(run_dir: Path, root: str | os.PathLike) -> Path:

@@ -20,14 +20,13 @@ over S = 3..50 stores, 5000-period test): GNN 128: 0.57-1.32 (mean 0.92), 1024: 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from classic_rl.config import run_cli
 from classic_rl.runlog import atomic_write_text
-from classic_rl.sweep import RunSpec, find_run_dirs, run_sweep
+from classic_rl.sweep import RunSpec, finished_summary, run_sweep
 
 # paper: (GNN range, GNN mean, vanilla MLP range) of the test gap % by training scenarios (S = 3..50)
 PAPER = {128: ("0.57-1.32", "0.92", "3.7-32.6"), 1024: ("0.31-0.40", "0.35", "0.7-7.2"),
@@ -48,20 +47,6 @@ def hdpo_spec(seed: int, setting: str, total_steps: int, **flags) -> RunSpec:
     return RunSpec("hdpo", setting, seed, int(total_steps),
                    overrides=tuple(sorted((k, " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
                                           for k, v in flags.items())))
-
-
-def finished_summary(spec: RunSpec, root: Path) -> dict | None:
-    """summary.json of a finished run in the spec's slot (done at the full budget, or stopped early by
-    --patience / --time-limit / --target-gap, which cannot be resumed); None otherwise."""
-    for run_dir in reversed(find_run_dirs(spec.slot(root))):
-        try:
-            summary = json.loads((run_dir / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if summary.get("status") == "done" and (summary.get("stopped_early")
-                                                 or int(summary.get("env_steps", 0)) >= spec.total_steps):
-            return {**summary, "run_dir": str(run_dir)}
-    return None
 
 
 def sweep_summaries(specs: Sequence[RunSpec], root: Path, workers: int = 1) -> list[dict | None]:

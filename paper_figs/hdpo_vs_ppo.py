@@ -48,7 +48,7 @@ from classic_rl.config import parse_config, require, run_cli
 from classic_rl.networks import ActorCritic
 from classic_rl.normalize import ObsNormalizer
 from classic_rl.runlog import atomic_write_json, atomic_write_text
-from classic_rl.sweep import RunSpec, find_run_dirs, parse_overrides, plan, run_sweep
+from classic_rl.sweep import RunSpec, finished_summary, parse_overrides, plan, run_sweep
 from classic_rl.utils import load_checkpoint, resolve_device
 from envs.inventory import GYM_IDS, LOST_SALES_GRID, lost_sales_id
 from envs.inventory import settings as st
@@ -199,24 +199,10 @@ def run_root(cfg: CompareConfig) -> Path:
     return Path(cfg.run_dir) / cfg.scale
 
 
-def hdpo_finished(spec: RunSpec, root: Path) -> dict | None:
-    """summary.json (plus run_dir) of the finished HDPO run in the spec's slot: done at the full budget, or
-    stopped early by --patience / --time-limit (such a run cannot be resumed); None where there is none."""
-    for run_dir in reversed(find_run_dirs(spec.slot(root))):
-        try:
-            summary = json.loads((run_dir / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if summary.get("status") == "done" and (summary.get("stopped_early")
-                                                 or int(summary.get("env_steps", 0)) >= spec.total_steps):
-            return {**summary, "run_dir": str(run_dir)}
-    return None
-
-
 def train_hdpo(cfg: CompareConfig, root: Path) -> None:
     """Bring every seed's HDPO run to its budget (finished ones, stopped early or not, are left alone)."""
     specs = [hdpo_spec(cfg, seed) for seed in range(1, cfg.seeds + 1)]
-    todo = [spec for spec in specs if hdpo_finished(spec, root) is None]
+    todo = [spec for spec in specs if finished_summary(spec, root) is None]
     if todo:
         run_sweep(todo, root, workers=cfg.workers)
     else:
@@ -225,7 +211,7 @@ def train_hdpo(cfg: CompareConfig, root: Path) -> None:
 
 def read_hdpo(cfg: CompareConfig, seed: int, root: Path) -> dict:
     spec = hdpo_spec(cfg, seed)
-    summary = hdpo_finished(spec, root)
+    summary = finished_summary(spec, root)
     if summary is None:
         raise UserError(f"HDPO seed {seed} did not finish (see the sweep's messages above; slot {spec.slot(root)})")
     m = load_run(Path(summary["run_dir"])).eval   # dev checks, each with the current iterate's test cost

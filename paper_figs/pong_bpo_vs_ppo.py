@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.plot import column_curve
 from analysis.runs import Run, load_runs
 from classic_rl.config import run_cli
 from classic_rl.sweep import expand, parse_overrides, run_sweep
@@ -43,12 +44,8 @@ def specs_for(scale: dict, seeds=(0,), device: str = "cpu", algos=ALGOS):
 
 
 def _column(run: Run, table: str, col: str) -> tuple[np.ndarray, np.ndarray]:
-    data = run.eval if table == "eval" else run.metrics
-    if col not in data or "env_steps" not in data:
-        return np.array([]), np.array([])
-    xs, ys = np.asarray(data["env_steps"], float), np.asarray(data[col], float)
-    keep = np.isfinite(ys)
-    return xs[keep], ys[keep]
+    """(env steps, values) of one logged column; empty arrays where the run has not logged it yet."""
+    return column_curve(run, table, col, "env_steps") or (np.array([]), np.array([]))
 
 
 def plot(runs: list[Run], out: Path) -> list[Path]:

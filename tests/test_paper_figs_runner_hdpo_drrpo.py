@@ -105,10 +105,10 @@ def test_hdpo_run_stopped_early_counts_as_finished(tmp_path, monkeypatch):
     monkeypatch.setattr(hvp, "run_sweep", recorder)
     hvp.train_hdpo(cfg, root)
     assert recorder.calls == []
-    assert hvp.hdpo_finished(spec, root)["run_dir"] == str(run_dir)
+    assert hvp.finished_summary(spec, root)["run_dir"] == str(run_dir)
     summary["stopped_early"] = None  # done below the budget without a stop: it must be resumed
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    assert hvp.hdpo_finished(spec, root) is None
+    assert hvp.finished_summary(spec, root) is None
 
 
 def test_hdpo_vs_ppo_second_invocation_trains_nothing(tmp_path, monkeypatch):

@@ -89,6 +89,9 @@ def test_plan_reads_each_slot_state(tmp_path):
     assert plan(spec, tmp_path) == ("resume", ckpt)
     (ckpt / "summary.json").write_text(json.dumps({"status": "done", "env_steps": 500}))
     assert plan(spec, tmp_path) == ("resume", ckpt)  # done at fewer steps than asked: extended
+    (ckpt / "summary.json").write_text(json.dumps({"status": "done", "env_steps": 500, "stopped_early": "patience"}))
+    assert plan(spec, tmp_path) == ("skip", ckpt)  # stopped early on purpose: finished, not resumable
+    assert sweep.finished_summary(spec, tmp_path)["run_dir"] == str(ckpt)
     (ckpt / "summary.json").write_text(json.dumps({"status": "done", "env_steps": 1000}))
     assert plan(spec, tmp_path) == ("skip", ckpt)
     (ckpt / "summary.json").write_text(json.dumps({"status": "diverged", "env_steps": 64}))
